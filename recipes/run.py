@@ -1,0 +1,38 @@
+"""Train and evaluate one grid point (or a Hydra multirun grid with -m).
+
+    python recipes/run.py                                  # the built-in default (dense, cl, pycode)
+    python recipes/run.py paradigm=dense loss=cl size=tiny budget=steps run_dir=runs/smoke
+    python recipes/run.py -m size=tiny,smollm2-135m        # a grid, one job per combination
+    python recipes/run.py --help                           # groups, options and the composed config
+
+Writes RUN_DIR/result.json: {"config", "metrics", "baseline_metrics", "checkpoint", "budget"}.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scaling.config import ConfigError, parse  # noqa: E402
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(conf: DictConfig) -> None:
+    try:
+        cfg = parse(OmegaConf.to_container(conf, resolve=True, throw_on_missing=True))
+    except ConfigError as e:
+        sys.exit(f"config error: {e}")
+    from scaling.experiment import RunExistsError, run
+    try:
+        run(cfg)
+    except RunExistsError as e:
+        sys.exit(str(e))
+
+
+if __name__ == "__main__":
+    main()

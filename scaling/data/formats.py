@@ -1,0 +1,186 @@
+"""On-disk contracts, documented and validated in one place.
+
+BEIR layout (a dataset folder)::
+
+    corpus.jsonl          {"_id": str, "title": str (optional), "text": str}   one per line
+    queries.jsonl         {"_id": str, "text": str}                          one per line
+    qrels/{split}.tsv     query-id <TAB> corpus-id <TAB> score (int)           header line optional
+
+Every reader fails with ``FormatError`` naming the file, the line number and the field, so a
+bad line in a million-line file is found at once. Writers go through a temporary file (or
+folder) and a rename, so readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COMPLETE_MARKER = ".complete"
+
+
+class FormatError(ValueError):
+    """A malformed input line: the message names file, line and field."""
+
+    def __init__(self, path, line: int | None, message: str):
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Dataset:
+    """A retrieval dataset in memory: id -> text maps and graded qrels per split."""
+
+    name: str
+    corpus: dict[str, str]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+    def split_queries(self, split: str) -> dict[str, str]:
+        """Queries that have judgements in ``split`` (id -> text), in qrels order."""
+        if split not in self.qrels:
+            raise KeyError(f"dataset {self.name!r} has no split {split!r}; "
+                           f"it has {sorted(self.qrels)}")
+        return {qid: self.queries[qid] for qid in self.qrels[split]}
+
+
+def _str_field(path, lineno, record, key, required=True):
+    value = record.get(key)
+    if value is None:
+        if required:
+            raise FormatError(path, lineno, f"missing field {key!r}")
+        return ""
+    if isinstance(value, (int, float)) and key == "_id":
+        value = str(value)
+    if not isinstance(value, str):
+        raise FormatError(path, lineno, f"field {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def read_jsonl_texts(path: Path, with_title: bool) -> dict[str, str]:
+    """Read corpus.jsonl or queries.jsonl into id -> text ("title text" when a title exists)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing (a BEIR dataset folder needs corpus.jsonl, "
+                                "queries.jsonl and qrels/<split>.tsv)")
+    out: dict[str, str] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FormatError(path, lineno, f"not valid JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise FormatError(path, lineno, "expected a JSON object")
+            rid = _str_field(path, lineno, record, "_id")
+            text = _str_field(path, lineno, record, "text")
+            title = _str_field(path, lineno, record, "title", required=False) if with_title else ""
+            if rid in out:
+                raise FormatError(path, lineno, f"field '_id': duplicate id {rid!r}")
+            out[rid] = f"{title} {text}".strip() if title else text
+    return out
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Read a qrels TSV (query-id, corpus-id, score) into {qid: {docid: grade}}."""
+    path = Path(path)
+    out: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n\r")
+            if not line.strip():
+                continue
+            cols = line.split("\t")
+            if lineno == 1 and cols[0] == "query-id":
+                continue
+            if len(cols) == 4:  # TREC style: qid 0 docid rel
+                cols = [cols[0], cols[2], cols[3]]
+            if len(cols) != 3:
+                raise FormatError(path, lineno, f"expected 3 tab-separated fields "
+                                  "(query-id, corpus-id, score), got {len(cols)}")
+            qid, docid, score = cols
+            try:
+                grade = int(float(score))
+            except ValueError:
+                raise FormatError(path, lineno, f"field 'score' must be a number, got {score!r}") from None
+            out.setdefault(qid, {})[docid] = grade
+    return out
+
+
+def load_beir(root: Path, name: str | None = None, splits=None) -> Dataset:
+    """Load and validate a BEIR-layout folder; qrels must point at known queries and documents."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    corpus = read_jsonl_texts(root / "corpus.jsonl", with_title=True)
+    queries = read_jsonl_texts(root / "queries.jsonl", with_title=False)
+    qrel_dir = root / "qrels"
+    available = sorted(p.stem for p in qrel_dir.glob("*.tsv")) if qrel_dir.is_dir() else []
+    if not available:
+        raise FileNotFoundError(f"{qrel_dir} holds no <split>.tsv files")
+    qrels = {}
+    for split in (splits or available):
+        path = qrel_dir / f"{split}.tsv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing; this dataset has splits {available}")
+        qrels[split] = read_qrels(path)
+        for qid, docs in qrels[split].items():
+            if qid not in queries:
+                raise FormatError(path, None, f"query-id {qid!r} is not in queries.jsonl")
+            missing = [d for d in docs if d not in corpus]
+            if missing:
+                raise FormatError(path, None, f"corpus-id {missing[0]!r} (query {qid!r}) "
+                                  "is not in corpus.jsonl")
+    return Dataset(name or root.name, corpus, queries, qrels)
+
+
+def _write_jsonl(path: Path, records) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def write_beir(out_dir: Path, docs: list[dict], queries: list[dict],
+               qrels: dict[str, dict[str, dict[str, int]]]) -> None:
+    """Write a BEIR folder atomically: build in a temp sibling, mark complete, rename."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        _write_jsonl(tmp / "corpus.jsonl", docs)
+        _write_jsonl(tmp / "queries.jsonl", queries)
+        (tmp / "qrels").mkdir()
+        for split, table in qrels.items():
+            with (tmp / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") as f:
+                f.write("query-id\tcorpus-id\tscore\n")
+                for qid, docs_ in table.items():
+                    for docid, rel in docs_.items():
+                        f.write(f"{qid}\t{docid}\t{rel}\n")
+        (tmp / COMPLETE_MARKER).write_text("")
+        if out_dir.exists():  # a stale, incomplete earlier attempt
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,291 @@
+"""One grid point end to end: plan the budget, train, export the checkpoint, evaluate.
+
+What goes to disk, under ``run_dir``:
+  config.yaml-equivalent ``config.json`` (resolved, written first), ``budget.json`` (the plan),
+  ``ckpt/last.ckpt`` (resumable Lightning checkpoint, trainable weights only),
+  ``checkpoint/`` (what ``recipes/evaluate.py`` rebuilds the model from: ``run_config.json``,
+  ``weights.safetensors`` with the trained parameters, and ``adapter/`` in peft's format),
+  ``runs/<dataset>_<split>.trec`` (the trained model's run files), ``logs/`` (per-step CSV),
+  and last ``result.json`` (written atomically; its presence marks the run finished).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from scaling.config import RunConfig, to_dict
+from scaling.data.formats import write_json_atomic
+
+
+class RunExistsError(FileExistsError):
+    pass
+
+
+def cache_path(cfg: RunConfig) -> Path:
+    return Path(cfg.cache_dir).expanduser()
+
+
+def prepare_run_dir(cfg: RunConfig) -> Path:
+    """The run folder: a fresh one under runs/ when unset; a finished one only with overwrite."""
+    if cfg.run_dir is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = f"{stamp}-{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}"
+        run_dir = Path("runs") / name
+        n = 1
+        while run_dir.exists():
+            run_dir, n = Path("runs") / f"{name}-{n}", n + 1
+    else:
+        run_dir = Path(cfg.run_dir).expanduser()
+    if (run_dir / "result.json").exists() and not cfg.overwrite:
+        raise RunExistsError(f"{run_dir} holds a finished run (result.json); choose another "
+                             "run_dir or pass overwrite=true to replace it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def build_model(cfg: RunConfig):
+    """(backbone, head, loss) from the config's registries."""
+    from scaling.backbone import load_backbone
+    from scaling.heads import build_head
+    from scaling.losses import build_loss
+    backbone = load_backbone(cfg.model, cache_path(cfg))
+    head = build_head(cfg.paradigm.head, backbone)
+    loss = build_loss(list(cfg.loss.terms) + list(cfg.paradigm.terms))
+    return backbone, head, loss
+
+
+def make_plan(cfg: RunConfig, head, world_size: int = 1):
+    from scaling import budget, sizes
+    arch = sizes.arch_for(cfg.model.name, cfg.model.num_layers)
+    lora = cfg.model.lora
+    return budget.plan(arch, cfg.data.query_len, cfg.data.doc_len, 1 + cfg.data.n_negatives,
+                       cfg.trainer.batch_size * cfg.trainer.accumulate * world_size,
+                       lora.r if lora.enabled else None, lora.targets,
+                       head.extra_flops_per_token(), cfg.budget.flops, cfg.budget.steps)
+
+
+# ---------------------------------------------------------------- evaluation
+
+def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir=None,
+                     progress: bool = True) -> dict[str, dict[str, float]]:
+    """Encode corpus and each split's queries, exact search, score: {"<dataset>/<split>": {...}}."""
+    from scaling.data.collate import Tokenize
+    from scaling.evaluation import score_run
+    from scaling.index.encode import encode_texts
+    from scaling.index.search import exact_search, write_trec_run
+    m, e = cfg.model, cfg.eval
+    was_training = module.training
+    module.eval()
+    d_tok = Tokenize(tokenizer, e.doc_len or cfg.data.doc_len, m.doc_prefix, m.append_eos,
+                     m.padding_side)
+    q_tok = Tokenize(tokenizer, e.query_len or cfg.data.query_len,
+                     m.query_prefix + e.query_instruction, m.append_eos, m.padding_side)
+    docids = list(dataset.corpus)
+    docs = encode_texts(module.encode, d_tok, [dataset.corpus[d] for d in docids], e.batch_size,
+                        f"encode {dataset.name} corpus", progress)
+    out = {}
+    for split in splits:
+        queries = dataset.split_queries(split)
+        qids = list(queries)
+        q = encode_texts(module.encode, q_tok, list(queries.values()), e.batch_size,
+                         f"encode {split} queries", progress)
+        run = exact_search(q, docs, qids, docids, e.k)
+        if run_dir is not None:
+            write_trec_run(run, Path(run_dir) / "runs" / f"{dataset.name}_{split}.trec")
+        out[f"{dataset.name}/{split}"] = score_run(run, dataset.qrels[split], e.measures)
+    module.train(was_training)
+    return out
+
+
+def baseline_key(cfg: RunConfig, dataset_dir: Path, splits) -> str:
+    """Hash of everything the untrained backbone's numbers depend on (not the training)."""
+    model = dataclasses.asdict(cfg.model)
+    model.pop("lora")
+    parts = {"model": model, "head": dataclasses.asdict(cfg.paradigm.head),
+             "eval": dataclasses.asdict(cfg.eval), "data": [str(Path(dataset_dir).resolve()),
+             cfg.data.query_len, cfg.data.doc_len], "splits": list(splits)}
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def baseline_metrics(module, tokenizer, cfg, dataset, dataset_dir, splits):
+    """Untrained-backbone metrics (LoRA B = 0, so step 0 is the backbone), cached by config."""
+    path = cache_path(cfg) / "baselines" / f"{baseline_key(cfg, dataset_dir, splits)}.json"
+    if path.exists():
+        print(f"[eval] untrained backbone: cached {path}", flush=True)
+        return json.loads(path.read_text())
+    print("[eval] untrained backbone (step 0)", flush=True)
+    metrics = evaluate_encoder(module, tokenizer, cfg, dataset, splits)
+    write_json_atomic(path, metrics)
+    return metrics
+
+
+# ---------------------------------------------------------------- checkpoint
+
+def save_checkpoint(out: Path, module, cfg: RunConfig) -> Path:
+    """Write what evaluate.py needs: run_config.json, weights.safetensors (trained params), adapter/."""
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_file
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=out.parent))
+    trained = {k: v.detach().cpu().contiguous() for k, v in module.named_parameters()
+               if v.requires_grad}
+    trained.update({f"head.{k}": v.detach().cpu().contiguous()
+                    for k, v in module.head.state_dict().items()})
+    save_file(trained, str(tmp / "weights.safetensors"))
+    if hasattr(module.body, "save_pretrained") and cfg.model.lora.enabled:
+        module.body.save_pretrained(str(tmp / "adapter"))
+    write_json_atomic(tmp / "run_config.json", to_dict(cfg))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def load_checkpoint(ckpt_dir: Path, cache_dir: str | None = None):
+    """Rebuild (cfg, module, tokenizer) from a checkpoint folder written by save_checkpoint."""
+    from safetensors.torch import load_file
+
+    from scaling.config import parse
+    from scaling.module import RetrieverModule
+    ckpt_dir = Path(ckpt_dir).expanduser()
+    cfg_path = ckpt_dir / "run_config.json"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{cfg_path} is missing: {ckpt_dir} is not a checkpoint folder "
+                                "(expected run_config.json and weights.safetensors)")
+    cfg = parse(json.loads(cfg_path.read_text()))
+    if cache_dir is not None:
+        cfg.cache_dir = cache_dir
+    backbone, head, loss = build_model(cfg)
+    module = RetrieverModule(backbone.body, head, loss)
+    weights = load_file(str(ckpt_dir / "weights.safetensors"))
+    missing, unexpected = module.load_state_dict(weights, strict=False)
+    if unexpected:
+        raise KeyError(f"{ckpt_dir}/weights.safetensors has keys the model lacks: {unexpected[:3]}")
+    trained = {k for k, v in module.named_parameters() if v.requires_grad}
+    lost = sorted(trained - set(weights))
+    if lost:
+        raise KeyError(f"{ckpt_dir}/weights.safetensors lacks trained parameters: {lost[:3]}")
+    return cfg, module, backbone.tokenizer
+
+
+# ---------------------------------------------------------------- training
+
+def _logger(cfg: RunConfig, run_dir: Path):
+    if cfg.logger.name == "none":
+        return False
+    if cfg.logger.name == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+        return WandbLogger(project=cfg.logger.project, save_dir=str(run_dir), offline=cfg.logger.mode == "offline",
+                           name=run_dir.name, config=to_dict(cfg))
+    from lightning.pytorch.loggers import CSVLogger
+    return CSVLogger(save_dir=str(run_dir), name="logs", version="")
+
+
+def train(cfg: RunConfig, module, datamodule, plan, run_dir: Path) -> None:
+    """Fit for exactly plan.steps optimiser steps; resume from ckpt/last.ckpt when present."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    t = cfg.trainer
+    ckpt_dir = run_dir / "ckpt"
+    callbacks = [ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=t.checkpoint_every,
+                                 save_last=True, save_top_k=0, save_weights_only=False),
+                 TQDMProgressBar(refresh_rate=1)]
+    trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+                        precision=t.precision, max_steps=plan.steps, max_epochs=-1,
+                        accumulate_grad_batches=t.accumulate, gradient_clip_val=t.grad_clip,
+                        log_every_n_steps=t.log_every, logger=_logger(cfg, run_dir),
+                        callbacks=callbacks, enable_model_summary=False,
+                        default_root_dir=str(run_dir), num_sanity_val_steps=0)
+    last = ckpt_dir / "last.ckpt"
+    if last.exists():
+        print(f"[train] resuming from {last}", flush=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+
+
+def run(cfg: RunConfig) -> dict:
+    """Train and evaluate one configuration; returns (and writes) the result record."""
+    import torch
+
+    from scaling.data import corpora
+    from scaling.data.datamodule import GroupDataModule
+    from scaling.evaluation import format_table
+    from scaling.module import RetrieverModule
+    t0 = time.time()
+    run_dir = prepare_run_dir(cfg)
+    print(f"[run] {run_dir}", flush=True)
+    write_json_atomic(run_dir / "config.json", to_dict(cfg))
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    import lightning as L
+    L.seed_everything(cfg.seed, verbose=False)
+
+    data_dir = corpora.dataset_dir(cfg.data, cache_path(cfg))
+    dataset = corpora.load(cfg.data, cache_path(cfg))
+    splits = cfg.data.eval_splits
+    backbone, head, loss = build_model(cfg)
+    plan = make_plan(cfg, head)
+    print(plan.describe(), flush=True)
+    write_json_atomic(run_dir / "budget.json", plan.as_dict())
+    module = RetrieverModule(backbone.body, head, loss, cfg.trainer.lr, cfg.trainer.warmup_ratio,
+                             cfg.trainer.weight_decay, plan.steps)
+
+    baseline = {}
+    if cfg.eval.baseline:
+        baseline = baseline_metrics(module, backbone.tokenizer, cfg, dataset, data_dir, splits)
+    dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, cfg.trainer.batch_size,
+                         cfg.seed, cfg.trainer.num_workers)
+    t_train = time.time()
+    train(cfg, module, dm, plan, run_dir)
+    t_train = time.time() - t_train
+    ckpt = save_checkpoint(run_dir / "checkpoint", module, cfg)
+    print("[eval] trained model", flush=True)
+    t_eval = time.time()
+    metrics = evaluate_encoder(module, backbone.tokenizer, cfg, dataset, splits, run_dir)
+    t_eval = time.time() - t_eval
+    result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": baseline,
+              "checkpoint": str(ckpt), "budget": plan.as_dict(),
+              "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),
+                           "total": round(time.time() - t0, 1)}}
+    write_json_atomic(run_dir / "result.json", result)
+    columns = {"untrained (step 0)": baseline} if baseline else {}
+    columns[f"trained ({plan.steps} steps)"] = metrics
+    print(format_table(columns), flush=True)
+    print(f"[run] wrote {run_dir / 'result.json'} ({result['timing_s']['total']:.0f} s)", flush=True)
+    return result
+
+
+def evaluate_checkpoint(conf: dict) -> dict:
+    """recipes/evaluate.py: a checkpoint on any dataset's splits -> RUN_DIR/result.json."""
+    from scaling.config import DataConfig, EvalConfig, build
+    from scaling.data import corpora
+    from scaling.evaluation import format_table
+    data_cfg = build(DataConfig, conf["data"], "data.")
+    eval_cfg = build(EvalConfig, conf["eval"], "eval.")
+    cfg, module, tokenizer = load_checkpoint(conf["checkpoint"], conf.get("cache_dir"))
+    cfg = dataclasses.replace(cfg, data=data_cfg, eval=eval_cfg, run_dir=conf.get("run_dir"),
+                              overwrite=bool(conf.get("overwrite", False)))
+    run_dir = prepare_run_dir(cfg)
+    print(f"[evaluate] {conf['checkpoint']} -> {run_dir}", flush=True)
+    data_dir = corpora.dataset_dir(cfg.data, cache_path(cfg))
+    dataset = corpora.load(cfg.data, cache_path(cfg))
+    splits = cfg.data.eval_splits
+    baseline = {}
+    if cfg.eval.baseline:
+        baseline = baseline_metrics(module, tokenizer, cfg, dataset, data_dir, splits)
+    metrics = evaluate_encoder(module, tokenizer, cfg, dataset, splits, run_dir)
+    budget_path = Path(conf["checkpoint"]).expanduser().parent / "budget.json"
+    result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": baseline,
+              "checkpoint": str(Path(conf["checkpoint"]).expanduser()),
+              "budget": json.loads(budget_path.read_text()) if budget_path.exists() else {}}
+    write_json_atomic(run_dir / "result.json", result)
+    columns = {"untrained (step 0)": baseline} if baseline else {}
+    columns["checkpoint"] = metrics
+    print(format_table(columns), flush=True)
+    print(f"[evaluate] wrote {run_dir / 'result.json'}", flush=True)
+    return result

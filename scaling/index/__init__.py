@@ -1,0 +1,1 @@
+"""Encoding texts into representations and searching them."""

@@ -1,0 +1,77 @@
+"""RetrieverModule: encode -> gather -> score -> weighted loss. No paradigm or loss branches.
+
+The head decides what a representation is (dense vector or vocabulary weights); the loss terms
+decide what to optimise; this module only wires them and owns the optimiser schedule.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from scaling.distributed import gather_with_grad
+from scaling.losses.base import LossInputs, WeightedLoss
+
+
+class RetrieverModule(L.LightningModule):
+    def __init__(self, body, head, loss: WeightedLoss, lr: float = 3e-4, warmup_ratio: float = 0.1,
+                 weight_decay: float = 0.0, max_steps: int = 1):
+        super().__init__()
+        self.body, self.head, self.loss = body, head, loss
+        self.lr, self.warmup_ratio, self.weight_decay = lr, warmup_ratio, weight_decay
+        self.max_steps = max_steps
+        self.strict_loading = False  # checkpoints hold trained weights only, see on_save_checkpoint
+
+    def encode(self, tokens: dict) -> torch.Tensor:
+        """{"input_ids", "attention_mask"} (B, L) -> representations (B, dim)."""
+        mask = tokens["attention_mask"]
+        # positions count real tokens only, so a left-padded text encodes as its right-padded twin
+        positions = (mask.cumsum(dim=1) - 1).clamp_min(0)  # (B, L)
+        hidden = self.body(input_ids=tokens["input_ids"], attention_mask=mask,
+                           position_ids=positions).last_hidden_state  # (B, L, H)
+        return self.head(hidden, mask)
+
+    def step_inputs(self, batch, teacher=None) -> LossInputs:
+        q = self.encode(batch["q"])  # (B, D)
+        d = self.encode(batch["d"])  # (B*G, D)
+        group = d.shape[0] // q.shape[0]
+        q_all, q_off = gather_with_grad(q)
+        d_all, d_off = gather_with_grad(d)
+        scores = q @ d_all.T  # (B, W*B*G)
+        return LossInputs(q, d, q_all, d_all, scores, group, q_off, d_off,
+                          teacher=batch.get("teacher", teacher), step=self.global_step,
+                          max_steps=self.max_steps)
+
+    def training_step(self, batch, batch_idx):
+        x = self.step_inputs(batch)
+        total, parts = self.loss(x)
+        bs = x.q.shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        for label, value in parts.items():
+            self.log(f"train/{label}", value, batch_size=bs)
+        return total
+
+    def on_save_checkpoint(self, checkpoint):
+        """Keep only trained parameters and head state: the frozen backbone is rebuilt on load."""
+        keep = {k for k, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                    if k in keep or k.startswith("head.")}
+
+    def on_train_epoch_start(self):
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "train_set"):
+            dm.train_set.epoch = self.current_epoch
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        warmup = max(1, int(self.warmup_ratio * self.max_steps))
+        total = max(self.max_steps, warmup + 1)
+
+        def factor(step):  # linear warm-up, then linear decay to 0 at max_steps
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total - step) / (total - warmup))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

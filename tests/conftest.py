@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated cache, a small BEIR folder cut from the built-in corpus, and a
+helper that composes the real Hydra config tree with overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "recipes" / "conf"
+sys.path.insert(0, str(ROOT))
+
+
+def compose(overrides=(), config_name="config"):
+    """Compose recipes/conf like the CLI does; returns a plain dict (resolved)."""
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        conf = hcompose(config_name=config_name, overrides=list(overrides))
+        return OmegaConf.to_container(conf, resolve=True)
+
+
+@pytest.fixture(scope="session")
+def pycode_dir(tmp_path_factory):
+    """The built-in corpus, built once per session into a temporary cache."""
+    from scaling.data import builtin
+    return builtin.build(tmp_path_factory.mktemp("cache") / "pycode", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def small_beir(pycode_dir, tmp_path_factory):
+    """A 300-document BEIR folder (60 train, 30 test queries) cut from the built-in corpus."""
+    from scaling.data import formats
+    data = formats.load_beir(pycode_dir)
+    rng = random.Random(0)
+    train = rng.sample(sorted(data.qrels["train"]), 60)
+    test = rng.sample(sorted(data.qrels["test"]), 30)
+    keep = set(train + test)
+    keep |= set(rng.sample(sorted(set(data.corpus) - keep), 300 - len(keep)))
+    docs = [{"_id": d, "title": "", "text": data.corpus[d]} for d in sorted(keep)]
+    queries = [{"_id": q, "text": data.queries[q]} for q in train + test]
+    qrels = {"train": {q: {q: 1} for q in train}, "test": {q: {q: 1} for q in test}}
+    out = tmp_path_factory.mktemp("beir") / "small"
+    formats.write_beir(out, docs, queries, qrels)
+    return out
+
+
+@pytest.fixture
+def tiny_overrides(small_beir, tmp_path):
+    """Overrides for a seconds-long run of the tiny model on the small BEIR folder."""
+    return ["size=tiny", "data=beir", f"data.path={small_beir}", "budget=steps",
+            "budget.steps=3", "trainer.batch_size=4", "logger=none", "eval.batch_size=32",
+            f"cache_dir={tmp_path / 'cache'}", "trainer.checkpoint_every=2"]

@@ -1,0 +1,79 @@
+"""A real Lightning fit on the tiny model through the same code path as recipes/run.py."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, compose
+from scaling.config import parse
+from scaling.experiment import RunExistsError, evaluate_checkpoint, run
+
+KEYS = {"nDCG@10", "RR@10", "R@100", "R@1000"}
+
+
+def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_path):
+    cfg = parse(compose(tiny_overrides + [f"run_dir={tmp_path / 'run'}"]))
+    result = run(cfg)
+    on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert set(on_disk) >= {"config", "metrics", "baseline_metrics", "checkpoint", "budget"}
+    assert set(on_disk["metrics"]) == {"small/test"} == set(on_disk["baseline_metrics"])
+    assert set(on_disk["metrics"]["small/test"]) == KEYS
+    assert on_disk["budget"]["steps"] == 3
+    logged = (tmp_path / "run" / "runs" / "small_test.trec").read_text().splitlines()
+    assert len({line.split()[0] for line in logged}) == 30
+
+    # The trained LoRA weights moved away from zero-init B: the model changed.
+    from safetensors.torch import load_file
+    weights = load_file(str(tmp_path / "run" / "checkpoint" / "weights.safetensors"))
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())
+
+    # evaluate.py's path rebuilds the model from the checkpoint and gets the same numbers.
+    conf = compose(["data=beir", f"data.path={tiny_overrides[2].split('=', 1)[1]}",
+                    "eval.baseline=false", f"run_dir={tmp_path / 'eval'}",
+                    f"checkpoint={result['checkpoint']}", f"cache_dir={tmp_path / 'cache'}"],
+                   config_name="evaluate")
+    again = evaluate_checkpoint(conf)
+    for k in KEYS:
+        assert again["metrics"]["small/test"][k] == pytest.approx(result["metrics"]["small/test"][k],
+                                                                  abs=1e-6)
+
+    # A finished run is never overwritten silently.
+    with pytest.raises(RunExistsError, match="overwrite=true"):
+        run(cfg)
+
+
+def test_resume_from_last_checkpoint(tiny_overrides, tmp_path):
+    """Killed after step 2 (simulated by a shorter budget): the rerun resumes and ends at step 4."""
+    first = parse(compose(tiny_overrides + [f"run_dir={tmp_path / 'r'}", "budget.steps=2",
+                                            "eval.baseline=false"]))
+    run(first)
+    (tmp_path / "r" / "result.json").unlink()  # as if killed before the end
+    ckpt = torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 2
+    assert all("lora" in k for k in ckpt["state_dict"])  # trained weights only
+    second = parse(compose(tiny_overrides + [f"run_dir={tmp_path / 'r'}", "budget.steps=4",
+                                             "eval.baseline=false"]))
+    run(second)
+    ckpt = torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 4
+
+
+def test_cli_runs_and_rejects_bad_input(tiny_overrides, tmp_path):
+    cmd = [sys.executable, str(ROOT / "recipes" / "run.py")]
+    ok = subprocess.run(cmd + tiny_overrides + [f"run_dir={tmp_path / 'cli'}", "budget.steps=1"],
+                        capture_output=True, text=True, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "untrained (step 0)" in ok.stdout and "trained (1 steps)" in ok.stdout
+    again = subprocess.run(cmd + tiny_overrides + [f"run_dir={tmp_path / 'cli'}"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode != 0 and "finished run" in again.stderr
+    bad = subprocess.run(cmd + ["size=huge"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode != 0 and "smollm2-135m" in bad.stderr
+    missing = subprocess.run(cmd + tiny_overrides[:1] + ["size=1b", "model.path=/no/such/dir",
+                             f"run_dir={tmp_path / 'm'}"] + tiny_overrides[1:],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert missing.returncode != 0 and "/no/such/dir" in missing.stderr
+    assert "model.download=true" in missing.stderr
