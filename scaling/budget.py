@@ -24,9 +24,9 @@ from scaling.sizes import Arch
 
 
 def layer_params(arch: Arch) -> int:
-    """Weights in one decoder layer's matmuls: q, k, v, o and the gated MLP."""
+    """Weights in one layer's matmuls: q, k, v, o and the MLP (gated: 3 matrices; BERT: 2)."""
     attn = arch.hidden * arch.heads * arch.hd * 2 + arch.hidden * arch.kv_heads * arch.hd * 2
-    mlp = 3 * arch.hidden * arch.intermediate
+    mlp = (3 if arch.gated_mlp else 2) * arch.hidden * arch.intermediate
     return attn + mlp
 
 
@@ -36,7 +36,9 @@ def lora_params(arch: Arch, r: int, targets: list[str]) -> int:
     shapes = {"q_proj": (arch.hidden, q_out), "k_proj": (arch.hidden, kv_out),
               "v_proj": (arch.hidden, kv_out), "o_proj": (q_out, arch.hidden),
               "gate_proj": (arch.hidden, arch.intermediate), "up_proj": (arch.hidden, arch.intermediate),
-              "down_proj": (arch.intermediate, arch.hidden)}
+              "down_proj": (arch.intermediate, arch.hidden),
+              # BERT-style names
+              "query": (arch.hidden, q_out), "key": (arch.hidden, kv_out), "value": (arch.hidden, kv_out)}
     return arch.layers * sum(r * (i + o) for t, (i, o) in shapes.items() if t in targets)
 
 

@@ -58,6 +58,8 @@ class ModelConfig:
     append_eos: bool = False
     """Append the EOS token to every input (what ``eos`` pooling reads)."""
     padding_side: str = "right"
+    bidirectional: bool = False
+    """Let a decoder attend in both directions (a padding-only mask replaces the causal one)."""
     dtype: str = "float32"
     gradient_checkpointing: bool = False
 
@@ -76,12 +78,26 @@ class HeadConfig:
 
     name: str = "dense"
     pooling: str = "mean"
+    """dense: eos | mean | cls | normalized_mean."""
     normalize: bool = False
+    """dense: L2-normalise the pooled vector."""
+    scale_logits: bool = True
+    """sparse: multiply LM-head logits by hidden_size^-0.25 (Zeng et al.)."""
+    chunk: int = 32
+    """sparse: sequence positions per LM-head block (memory for 128k vocabularies)."""
+    query_top_k: int | None = None
+    """sparse: keep the top-k query weights at encode time (null keeps all)."""
+    doc_top_k: int | None = None
+    """sparse: keep the top-k document weights at encode time (null keeps all)."""
+    drop_bos: bool = False
+    """Encode without the BOS token (decoder-SPLADE: BOS acts as an attention sink)."""
 
 
 @dataclass
 class ParadigmConfig:
     name: str = "dense"
+    temperature: float = 0.02
+    """Score temperature the loss configs read (${paradigm.temperature}): cosine vs raw dot products."""
     head: HeadConfig = field(default_factory=HeadConfig)
     terms: list[dict] = field(default_factory=list)
     """Loss terms the paradigm adds to the loss group's (e.g. a sparsity regulariser)."""
@@ -116,10 +132,17 @@ class DataConfig:
     """Negatives per training group, beside its one positive."""
     max_train_queries: int | None = None
     """Use only the first N training queries (data-efficiency studies); null uses all."""
+    teacher_scores: str | None = None
+    """TSV qid<TAB>docid<TAB>score; when set, negatives come from each query's scored candidates
+    and every group carries its teacher scores (for distillation terms)."""
+    missing_teacher: str = "error"
+    """error: fail on groups lacking teacher scores (with a count and examples); drop: skip them."""
 
     def __post_init__(self):
         _check(self.query_len > 1 and self.doc_len > 1, "data.query_len/doc_len", "must be > 1")
         _check(self.n_negatives >= 0, "data.n_negatives", "must be >= 0")
+        _check(self.missing_teacher in ("error", "drop"), "data.missing_teacher",
+               f"must be 'error' or 'drop', got {self.missing_teacher!r}")
 
 
 @dataclass

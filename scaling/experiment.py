@@ -74,25 +74,25 @@ def make_plan(cfg: RunConfig, head, world_size: int = 1):
 def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir=None,
                      progress: bool = True) -> dict[str, dict[str, float]]:
     """Encode corpus and each split's queries, exact search, score: {"<dataset>/<split>": {...}}."""
-    from scaling.data.collate import Tokenize
+    from scaling.data.collate import tokenizers_for
     from scaling.evaluation import score_run
     from scaling.index.encode import encode_texts
     from scaling.index.search import exact_search, write_trec_run
     m, e = cfg.model, cfg.eval
     was_training = module.training
     module.eval()
-    d_tok = Tokenize(tokenizer, e.doc_len or cfg.data.doc_len, m.doc_prefix, m.append_eos,
-                     m.padding_side)
-    q_tok = Tokenize(tokenizer, e.query_len or cfg.data.query_len,
-                     m.query_prefix + e.query_instruction, m.append_eos, m.padding_side)
+    q_tok, d_tok = tokenizers_for(tokenizer, m, cfg.paradigm.head, e.query_len or cfg.data.query_len,
+                                  e.doc_len or cfg.data.doc_len, e.query_instruction)
     docids = list(dataset.corpus)
-    docs = encode_texts(module.encode, d_tok, [dataset.corpus[d] for d in docids], e.batch_size,
+    docs = encode_texts(lambda t: module.head.postprocess(module.encode(t), "doc"), d_tok,
+                        [dataset.corpus[d] for d in docids], e.batch_size,
                         f"encode {dataset.name} corpus", progress)
     out = {}
     for split in splits:
         queries = dataset.split_queries(split)
         qids = list(queries)
-        q = encode_texts(module.encode, q_tok, list(queries.values()), e.batch_size,
+        q = encode_texts(lambda t: module.head.postprocess(module.encode(t), "query"), q_tok,
+                         list(queries.values()), e.batch_size,
                          f"encode {split} queries", progress)
         run = exact_search(q, docs, qids, docids, e.k)
         if run_dir is not None:
@@ -136,11 +136,9 @@ def save_checkpoint(out: Path, module, cfg: RunConfig) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=out.parent))
     trained = {k: v.detach().cpu().contiguous() for k, v in module.named_parameters()
                if v.requires_grad}
-    trained.update({f"head.{k}": v.detach().cpu().contiguous()
-                    for k, v in module.head.state_dict().items()})
     save_file(trained, str(tmp / "weights.safetensors"))
-    if hasattr(module.body, "save_pretrained") and cfg.model.lora.enabled:
-        module.body.save_pretrained(str(tmp / "adapter"))
+    if cfg.model.lora.enabled:
+        module.body.model.save_pretrained(str(tmp / "adapter"))
     write_json_atomic(tmp / "run_config.json", to_dict(cfg))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -216,7 +214,9 @@ def run(cfg: RunConfig) -> dict:
     from scaling.data.datamodule import GroupDataModule
     from scaling.evaluation import format_table
     from scaling.module import RetrieverModule
+    from scaling.losses import check_data_for
     t0 = time.time()
+    check_data_for(list(cfg.loss.terms) + list(cfg.paradigm.terms), cfg.data)
     run_dir = prepare_run_dir(cfg)
     print(f"[run] {run_dir}", flush=True)
     write_json_atomic(run_dir / "config.json", to_dict(cfg))
@@ -238,8 +238,8 @@ def run(cfg: RunConfig) -> dict:
     baseline = {}
     if cfg.eval.baseline:
         baseline = baseline_metrics(module, backbone.tokenizer, cfg, dataset, data_dir, splits)
-    dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, cfg.trainer.batch_size,
-                         cfg.seed, cfg.trainer.num_workers)
+    dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, cfg.paradigm.head,
+                         cfg.trainer.batch_size, cfg.seed, cfg.trainer.num_workers)
     t_train = time.time()
     train(cfg, module, dm, plan, run_dir)
     t_train = time.time() - t_train

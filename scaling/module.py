@@ -25,10 +25,7 @@ class RetrieverModule(L.LightningModule):
     def encode(self, tokens: dict) -> torch.Tensor:
         """{"input_ids", "attention_mask"} (B, L) -> representations (B, dim)."""
         mask = tokens["attention_mask"]
-        # positions count real tokens only, so a left-padded text encodes as its right-padded twin
-        positions = (mask.cumsum(dim=1) - 1).clamp_min(0)  # (B, L)
-        hidden = self.body(input_ids=tokens["input_ids"], attention_mask=mask,
-                           position_ids=positions).last_hidden_state  # (B, L, H)
+        hidden = self.body(tokens["input_ids"], mask)  # (B, L, H)
         return self.head(hidden, mask)
 
     def step_inputs(self, batch, teacher=None) -> LossInputs:
@@ -49,13 +46,15 @@ class RetrieverModule(L.LightningModule):
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         for label, value in parts.items():
             self.log(f"train/{label}", value, batch_size=bs)
+        with torch.no_grad():
+            for label, value in self.head.batch_stats(x.q, x.d).items():
+                self.log(f"train/{label}", value, batch_size=bs)
         return total
 
     def on_save_checkpoint(self, checkpoint):
-        """Keep only trained parameters and head state: the frozen backbone is rebuilt on load."""
+        """Keep only trained parameters: the frozen backbone is rebuilt from config on load."""
         keep = {k for k, p in self.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                    if k in keep or k.startswith("head.")}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def on_train_epoch_start(self):
         dm = getattr(self.trainer, "datamodule", None)

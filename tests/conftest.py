@@ -57,3 +57,20 @@ def tiny_overrides(small_beir, tmp_path):
     return ["size=tiny", "data=beir", f"data.path={small_beir}", "budget=steps",
             "budget.steps=3", "trainer.batch_size=4", "logger=none", "eval.batch_size=32",
             f"cache_dir={tmp_path / 'cache'}", "trainer.checkpoint_every=2"]
+
+
+@pytest.fixture(scope="session")
+def teacher_file(small_beir, tmp_path_factory):
+    """Teacher scores for the small folder's train queries: the positive and 5 random candidates."""
+    from scaling.data import formats
+    data = formats.load_beir(small_beir)
+    rng = random.Random(1)
+    lines = []
+    for qid, docs in data.qrels["train"].items():
+        (pos,) = docs
+        lines.append(f"{qid}\t{pos}\t{5 + rng.random():.4f}")
+        for d in rng.sample(sorted(set(data.corpus) - {pos}), 5):
+            lines.append(f"{qid}\t{d}\t{4 * rng.random():.4f}")
+    path = tmp_path_factory.mktemp("teacher") / "scores.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -77,3 +77,24 @@ def test_cli_runs_and_rejects_bad_input(tiny_overrides, tmp_path):
                              capture_output=True, text=True, cwd=tmp_path)
     assert missing.returncode != 0 and "/no/such/dir" in missing.stderr
     assert "model.download=true" in missing.stderr
+
+
+PARADIGMS = sorted(p.stem for p in (ROOT / "recipes" / "conf" / "paradigm").glob("*.yaml"))
+LOSS_CHOICES = sorted(p.stem for p in (ROOT / "recipes" / "conf" / "loss").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("paradigm", PARADIGMS)
+@pytest.mark.parametrize("loss", LOSS_CHOICES)
+def test_every_paradigm_and_loss_fits(paradigm, loss, tiny_overrides, teacher_file, tmp_path):
+    cfg = parse(compose(tiny_overrides + [
+        f"paradigm={paradigm}", f"loss={loss}", f"run_dir={tmp_path / 'run'}", "budget.steps=2",
+        "data.n_negatives=2", f"data.teacher_scores={teacher_file}", "eval.baseline=false",
+        "logger=csv", "trainer.log_every=1", "eval.batch_size=16", "data.doc_len=24",
+        "data.query_len=12"]))
+    result = run(cfg)
+    assert set(result["metrics"]["small/test"]) == KEYS
+    header = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for term in cfg.loss.terms + cfg.paradigm.terms:
+        assert f"train/{term['name']}" in header
+    if paradigm == "sparse":
+        assert {"train/q_nonzero", "train/d_nonzero", "train/flops"} <= set(header)

@@ -45,10 +45,14 @@ def test_poolings_match_hand_computation(pooling, normalize):
 
 
 def test_every_registered_head_is_built_from_config():
+    from types import SimpleNamespace
+
     from scaling.config import HeadConfig
+    backbone = SimpleNamespace(lm_head=torch.nn.Linear(8, 32, bias=False), hidden_size=8, vocab_size=32)
+    hidden, mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.long)
     for name in HEADS:
-        head = HEADS[name].from_config(HeadConfig(name=name), backbone=None)
-        assert head.kind in ("dense", "sparse")
+        head = HEADS[name].from_config(HeadConfig(name=name), backbone)
+        assert head.kind in ("dense", "sparse") and head(hidden, mask).shape[0] == 2
 
 
 def test_eos_encoding_same_under_left_and_right_padding():

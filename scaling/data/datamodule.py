@@ -1,8 +1,13 @@
 """Training groups: (query, one positive, n negatives), tokenised in the collate function.
 
-Negatives are sampled uniformly from the corpus minus the query's positives, seeded by
-(seed, epoch, index) so a resumed run sees the same groups. Each batch carries the group ids
-(qid, [docids]) so teacher scores can be joined to it later.
+Without teacher scores, negatives are sampled uniformly from the corpus minus the query's
+positives. With ``data.teacher_scores`` (TSV qid, docid, score), negatives are sampled from the
+query's scored candidates (a hard-negative pool) and each group carries its teacher scores,
+positive first. A group whose positive is unscored, or that has fewer scored negatives than
+``n_negatives``, is missing teacher scores: an error with the count and examples, or dropped
+(and counted) with ``data.missing_teacher=drop``.
+
+Sampling is seeded by (seed, epoch, index), so a resumed run sees the same groups.
 """
 
 from __future__ import annotations
@@ -10,71 +15,98 @@ from __future__ import annotations
 import random
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, Dataset
 
-from scaling.data.collate import Tokenize
+from scaling.data.collate import tokenizers_for
 from scaling.data.formats import Dataset as IRDataset
+from scaling.data.formats import FormatError, read_scores
 
 
 class TrainGroups(Dataset):
     def __init__(self, data: IRDataset, split: str, n_negatives: int, seed: int = 0,
-                 max_queries: int | None = None):
+                 max_queries: int | None = None, teacher: dict | None = None,
+                 missing: str = "error", source: str = "teacher scores"):
         qrels = data.qrels[split]
-        self.items = [(qid, sorted(d for d, rel in docs.items() if rel > 0))
-                      for qid, docs in qrels.items()]
-        self.items = [(q, pos) for q, pos in self.items if pos]
+        items = [(qid, sorted(d for d, rel in docs.items() if rel > 0)) for qid, docs in qrels.items()]
+        items = [(q, pos) for q, pos in items if pos]
         if max_queries is not None:
-            self.items = self.items[:max_queries]
-        if not self.items:
-            raise ValueError(f"dataset {data.name!r} split {split!r} has no query with a positive")
-        self.data, self.n_negatives, self.seed, self.epoch = data, n_negatives, seed, 0
+            items = items[:max_queries]
+        self.teacher, self.dropped = teacher, 0
+        if teacher is not None:
+            items = self._with_teacher(items, n_negatives, missing, source)
+        if not items:
+            raise ValueError(f"dataset {data.name!r} split {split!r} has no usable training group")
+        self.items, self.data, self.n_negatives, self.seed, self.epoch = items, data, n_negatives, seed, 0
         self.doc_ids = list(data.corpus)
+
+    def _with_teacher(self, items, n, missing, source):
+        kept, bad = [], []
+        for qid, positives in items:
+            scored = self.teacher.get(qid, {})
+            pos = [p for p in positives if p in scored]
+            negs = sorted(d for d in scored if d not in set(positives))
+            if not pos or len(negs) < n:
+                bad.append(f"{qid} ({'no scored positive' if not pos else f'{len(negs)} scored negatives < {n}'})")
+                continue
+            kept.append((qid, pos, negs))
+        if bad and missing == "error":
+            raise FormatError(source, None, f"{len(bad)} of {len(items)} training groups lack teacher "
+                             f"scores, e.g. {'; '.join(bad[:3])}; set data.missing_teacher=drop to skip them")
+        if bad:
+            print(f"[data] dropped {len(bad)} of {len(items)} groups without teacher scores", flush=True)
+        self.dropped = len(bad)
+        return kept
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
-        qid, positives = self.items[i]
+        item = self.items[i]
         rng = random.Random(f"{self.seed}/{self.epoch}/{i}")
-        pos = rng.choice(positives)
-        banned, negs = set(positives), []
+        pos = rng.choice(item[1])
+        if self.teacher is not None:
+            negs = rng.sample(item[2], self.n_negatives)
+            group = [pos] + negs
+            return item[0], group, [self.teacher[item[0]][d] for d in group]
+        banned, negs = set(item[1]), []
         while len(negs) < self.n_negatives:
             d = self.doc_ids[rng.randrange(len(self.doc_ids))]
             if d not in banned:
                 negs.append(d)
                 banned.add(d)
-        return qid, [pos] + negs
+        return item[0], [pos] + negs, None
 
 
 class Collate:
-    """[(qid, [docids])] -> {"q": tokens (B, Lq), "d": tokens (B*G, Ld), "qids", "docids"}."""
+    """[(qid, [docids], scores)] -> {"q": (B, Lq), "d": (B*G, Ld), "teacher": (B, G) | None, ids}."""
 
-    def __init__(self, data: IRDataset, q_tok: Tokenize, d_tok: Tokenize):
+    def __init__(self, data: IRDataset, q_tok, d_tok):
         self.data, self.q_tok, self.d_tok = data, q_tok, d_tok
 
     def __call__(self, groups):
-        qids = [q for q, _ in groups]
-        docids = [d for _, ds in groups for d in ds]  # (B*G,) grouped per query
+        qids = [g[0] for g in groups]
+        docids = [d for g in groups for d in g[1]]  # (B*G,) grouped per query
+        teacher = None if groups[0][2] is None else torch.tensor([g[2] for g in groups])  # (B, G)
         return {"q": self.q_tok([self.data.queries[q] for q in qids]),
                 "d": self.d_tok([self.data.corpus[d] for d in docids]),
-                "qids": qids, "docids": docids}
+                "teacher": teacher, "qids": qids, "docids": docids}
 
 
 class GroupDataModule(L.LightningDataModule):
-    def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, batch_size: int,
+    def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, head_cfg, batch_size: int,
                  seed: int = 0, num_workers: int = 0):
         super().__init__()
+        teacher = read_scores(data_cfg.teacher_scores) if data_cfg.teacher_scores else None
         self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed,
-                                     data_cfg.max_train_queries)
-        q_tok = Tokenize(tokenizer, data_cfg.query_len, model_cfg.query_prefix,
-                         model_cfg.append_eos, model_cfg.padding_side)
-        d_tok = Tokenize(tokenizer, data_cfg.doc_len, model_cfg.doc_prefix,
-                         model_cfg.append_eos, model_cfg.padding_side)
+                                     data_cfg.max_train_queries, teacher, data_cfg.missing_teacher,
+                                     str(data_cfg.teacher_scores))
+        q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, head_cfg, data_cfg.query_len,
+                                      data_cfg.doc_len)
         self.collate = Collate(data, q_tok, d_tok)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
 
     def train_dataloader(self):
-        import torch
         gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
                           drop_last=True, collate_fn=self.collate, generator=gen,

@@ -184,3 +184,30 @@ def write_json_atomic(path: Path, obj) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# Teacher scores: one line per (query, candidate): qid <TAB> docid <TAB> score (float).
+def read_scores(path: Path) -> dict[str, dict[str, float]]:
+    """Read a teacher-score TSV into {qid: {docid: score}}; a repeated pair is an error."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"teacher scores {path} do not exist (TSV: qid<TAB>docid<TAB>score)")
+    out: dict[str, dict[str, float]] = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n\r")
+            if not line.strip():
+                continue
+            cols = line.split("\t")
+            if len(cols) != 3:
+                raise FormatError(path, lineno, "expected 3 tab-separated fields (qid, docid, score), "
+                                  f"got {len(cols)}")
+            qid, docid, score = cols
+            try:
+                value = float(score)
+            except ValueError:
+                raise FormatError(path, lineno, f"field 'score' must be a number, got {score!r}") from None
+            if docid in out.setdefault(qid, {}):
+                raise FormatError(path, lineno, f"duplicate pair ({qid!r}, {docid!r})")
+            out[qid][docid] = value
+    return out

@@ -1,4 +1,4 @@
 """Representation heads, one per file, registered by name (``paradigm.head.name``)."""
 
-from scaling.heads import dense  # noqa: F401  (registers)
+from scaling.heads import dense, sparse  # noqa: F401  (registers)
 from scaling.heads.base import HEADS, Head, build_head  # noqa: F401

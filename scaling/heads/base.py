@@ -34,6 +34,14 @@ class Head(nn.Module, ABC):
         """Forward FLOPs per token the head adds beyond the backbone (0 for pooling)."""
         return 0.0
 
+    def postprocess(self, reps: torch.Tensor, role: str) -> torch.Tensor:
+        """Encode-time transform of (B, dim) representations; role is "query" or "doc"."""
+        return reps
+
+    def batch_stats(self, q: torch.Tensor, d: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-step statistics worth logging (e.g. sparsity); none by default."""
+        return {}
+
 
 def build_head(cfg, backbone) -> Head:
     """Instantiate the head named by ``cfg.name`` from its config and the loaded backbone."""

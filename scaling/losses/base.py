@@ -55,6 +55,8 @@ class LossInputs:
 
 class LossTerm(nn.Module, ABC):
     name: str = ""
+    needs_teacher: bool = False
+    """True for distillation terms: the run must supply teacher scores and negatives."""
 
     @abstractmethod
     def forward(self, x: LossInputs) -> torch.Tensor:
@@ -91,3 +93,18 @@ def build_loss(term_cfgs: list[dict]) -> WeightedLoss:
             raise TypeError(f"loss term {i} ({name}): {e}") from None
         terms.append((name, weight, term))
     return WeightedLoss(terms)
+
+
+def check_data_for(term_cfgs: list[dict], data_cfg) -> None:
+    """Fail before any model loads when a term needs teacher scores the data config lacks."""
+    from scaling.config import ConfigError
+    for spec in term_cfgs:
+        term = LOSSES.get(spec["name"])
+        if term is None or not term.needs_teacher:
+            continue
+        if not data_cfg.teacher_scores:
+            raise ConfigError(f"loss term {spec['name']!r} needs teacher scores: set "
+                             "data.teacher_scores=FILE (TSV qid<TAB>docid<TAB>score)")
+        if data_cfg.n_negatives < 1:
+            raise ConfigError(f"loss term {spec['name']!r} compares a query's candidates: "
+                             "set data.n_negatives to 1 or more")

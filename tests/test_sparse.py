@@ -1,0 +1,60 @@
+"""The sparse head equals a naive unchunked computation, is non-negative, prunes at encode time."""
+
+import pytest
+import torch
+
+from scaling.heads.sparse import SparseHead
+
+
+def _naive(lm_head, hidden, mask, scale):
+    logits = lm_head(hidden) * scale  # (B, L, V) in one go
+    acts = torch.log1p(torch.relu(logits)) * mask.unsqueeze(-1)
+    return acts.max(dim=1).values
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+@pytest.mark.parametrize("scale_logits", [True, False])
+def test_chunked_equals_naive_and_is_nonnegative(chunk, scale_logits):
+    torch.manual_seed(0)
+    lm_head = torch.nn.Linear(16, 50, bias=False)
+    hidden = torch.randn(3, 7, 16)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [0] * 5 + [1] * 2])
+    head = SparseHead(lm_head, 16, 50, scale_logits=scale_logits, chunk=chunk)
+    out = head(hidden, mask)
+    want = _naive(lm_head, hidden, mask, 16 ** -0.25 if scale_logits else 1.0)
+    torch.testing.assert_close(out, want)
+    assert out.shape == (3, 50) and (out >= 0).all() and (out > 0).any()
+
+
+def test_gradients_match_naive():
+    torch.manual_seed(1)
+    lm_head = torch.nn.Linear(8, 20, bias=False)
+    hidden = torch.randn(2, 9, 8, requires_grad=True)
+    mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4])
+    SparseHead(lm_head, 8, 20, chunk=2)(hidden, mask).sum().backward()
+    g_chunked = hidden.grad.clone()
+    hidden.grad = None
+    _naive(lm_head, hidden, mask, 8 ** -0.25).sum().backward()
+    torch.testing.assert_close(g_chunked, hidden.grad)
+
+
+def test_top_k_pruning_by_role_and_stats():
+    head = SparseHead(torch.nn.Linear(4, 6, bias=False), 4, 6, query_top_k=None, doc_top_k=2)
+    reps = torch.tensor([[0.0, 3.0, 1.0, 2.0, 0.5, 0.0]])
+    assert head.postprocess(reps, "query").tolist() == reps.tolist()
+    assert head.postprocess(reps, "doc").tolist() == [[0.0, 3.0, 0.0, 2.0, 0.0, 0.0]]
+    q = torch.tensor([[1.0, 0, 0, 2.0, 0, 0], [0, 0, 0, 1.0, 0, 0]])
+    d = torch.tensor([[1.0, 1.0, 0, 0, 0, 0]])
+    stats = head.batch_stats(q, d)
+    assert stats["q_nonzero"].item() == 1.5 and stats["d_nonzero"].item() == 2.0
+    assert stats["flops"].item() == pytest.approx(0.5 * 1.0)  # only term 0 is shared
+    assert head.extra_flops_per_token() == 2 * 4 * 6
+
+
+def test_drop_bos_removes_the_leading_bos():
+    from scaling.backbone import llama3_tokenizer
+    from scaling.data.collate import Tokenize
+    tok = llama3_tokenizer()
+    with_bos = Tokenize(tok, 16, "passage: ")(["some text"])["input_ids"][0].tolist()
+    without = Tokenize(tok, 16, "passage: ", drop_bos=True)(["some text"])["input_ids"][0].tolist()
+    assert with_bos[0] == tok.bos_token_id and without == with_bos[1:]
