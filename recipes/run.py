@@ -14,19 +14,16 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.config import ConfigError, parse  # noqa: E402
+from scaling.config import ConfigError, from_hydra  # noqa: E402
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(conf: DictConfig) -> None:
-    try:
-        cfg = parse(OmegaConf.to_container(conf, resolve=True, throw_on_missing=True))
-    except ConfigError as e:
-        sys.exit(f"config error: {e}")
+    cfg = from_hydra(conf)
     from scaling.data.formats import FormatError
     from scaling.experiment import RunExistsError, run
     try:

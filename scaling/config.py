@@ -236,6 +236,10 @@ class RunConfig:
     overwrite: bool = False
     """Replace a finished run_dir (otherwise a finished run is never overwritten)."""
 
+    def __post_init__(self):
+        if not self.cache_dir:  # SCALING_CACHE set but empty: the default, not the cwd
+            self.cache_dir = "~/.cache/scaling"
+
 
 def _matches(value, tp) -> bool:
     origin = typing.get_origin(tp)
@@ -288,3 +292,14 @@ def parse(data: dict) -> RunConfig:
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def from_hydra(conf) -> RunConfig:
+    """A composed Hydra config -> RunConfig; exits with the offending key on a bad value."""
+    import sys
+
+    from omegaconf import OmegaConf
+    try:
+        return parse(OmegaConf.to_container(conf, resolve=True, throw_on_missing=True))
+    except ConfigError as e:
+        sys.exit(f"config error: {e}")

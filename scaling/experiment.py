@@ -267,7 +267,7 @@ def evaluate_checkpoint(conf: dict) -> dict:
     from scaling.evaluation import format_table
     data_cfg = build(DataConfig, conf["data"], "data.")
     eval_cfg = build(EvalConfig, conf["eval"], "eval.")
-    cfg, module, tokenizer = load_checkpoint(conf["checkpoint"], conf.get("cache_dir"))
+    cfg, module, tokenizer = load_checkpoint(conf["checkpoint"], conf.get("cache_dir") or None)
     cfg = dataclasses.replace(cfg, data=data_cfg, eval=eval_cfg, run_dir=conf.get("run_dir"),
                               overwrite=bool(conf.get("overwrite", False)))
     run_dir = prepare_run_dir(cfg)

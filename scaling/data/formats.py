@@ -6,6 +6,10 @@ BEIR layout (a dataset folder)::
     queries.jsonl         {"_id": str, "text": str}                          one per line
     qrels/{split}.tsv     query-id <TAB> corpus-id <TAB> score (int)           header line optional
 
+Teacher scores (distillation), any path::
+
+    qid <TAB> docid <TAB> score (float)                                        one pair per line
+
 Every reader fails with ``FormatError`` naming the file, the line number and the field, so a
 bad line in a million-line file is found at once. Writers go through a temporary file (or
 folder) and a rename, so readers never see half a file.
@@ -87,29 +91,33 @@ def read_jsonl_texts(path: Path, with_title: bool) -> dict[str, str]:
     return out
 
 
+def _tsv_rows(path: Path):
+    """Yield (line number, tab-separated fields) for every non-blank line."""
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n\r")
+            if line.strip():
+                yield lineno, line.split("\t")
+
+
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """Read a qrels TSV (query-id, corpus-id, score) into {qid: {docid: grade}}."""
     path = Path(path)
     out: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n\r")
-            if not line.strip():
-                continue
-            cols = line.split("\t")
-            if lineno == 1 and cols[0] == "query-id":
-                continue
-            if len(cols) == 4:  # TREC style: qid 0 docid rel
-                cols = [cols[0], cols[2], cols[3]]
-            if len(cols) != 3:
-                raise FormatError(path, lineno, f"expected 3 tab-separated fields "
-                                  "(query-id, corpus-id, score), got {len(cols)}")
-            qid, docid, score = cols
-            try:
-                grade = int(float(score))
-            except ValueError:
-                raise FormatError(path, lineno, f"field 'score' must be a number, got {score!r}") from None
-            out.setdefault(qid, {})[docid] = grade
+    for lineno, cols in _tsv_rows(path):
+        if lineno == 1 and cols[0] == "query-id":
+            continue
+        if len(cols) == 4:  # TREC style: qid 0 docid rel
+            cols = [cols[0], cols[2], cols[3]]
+        if len(cols) != 3:
+            raise FormatError(path, lineno, "expected 3 tab-separated fields "
+                              f"(query-id, corpus-id, score), got {len(cols)}")
+        qid, docid, score = cols
+        try:
+            grade = int(float(score))
+        except ValueError:
+            raise FormatError(path, lineno, f"field 'score' must be a number, got {score!r}") from None
+        out.setdefault(qid, {})[docid] = grade
     return out
 
 
@@ -193,21 +201,16 @@ def read_scores(path: Path) -> dict[str, dict[str, float]]:
     if not path.exists():
         raise FileNotFoundError(f"teacher scores {path} do not exist (TSV: qid<TAB>docid<TAB>score)")
     out: dict[str, dict[str, float]] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n\r")
-            if not line.strip():
-                continue
-            cols = line.split("\t")
-            if len(cols) != 3:
-                raise FormatError(path, lineno, "expected 3 tab-separated fields (qid, docid, score), "
-                                  f"got {len(cols)}")
-            qid, docid, score = cols
-            try:
-                value = float(score)
-            except ValueError:
-                raise FormatError(path, lineno, f"field 'score' must be a number, got {score!r}") from None
-            if docid in out.setdefault(qid, {}):
-                raise FormatError(path, lineno, f"duplicate pair ({qid!r}, {docid!r})")
-            out[qid][docid] = value
+    for lineno, cols in _tsv_rows(path):
+        if len(cols) != 3:
+            raise FormatError(path, lineno, "expected 3 tab-separated fields (qid, docid, score), "
+                              f"got {len(cols)}")
+        qid, docid, score = cols
+        try:
+            value = float(score)
+        except ValueError:
+            raise FormatError(path, lineno, f"field 'score' must be a number, got {score!r}") from None
+        if docid in out.setdefault(qid, {}):
+            raise FormatError(path, lineno, f"duplicate pair ({qid!r}, {docid!r})")
+        out[qid][docid] = value
     return out

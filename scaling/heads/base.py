@@ -11,15 +11,10 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from scaling.registry import registrar
+
 HEADS: dict[str, type["Head"]] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        HEADS[name] = cls
-        cls.name = name
-        return cls
-    return deco
+register = registrar(HEADS)
 
 
 class Head(nn.Module, ABC):

@@ -12,15 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from scaling.registry import registrar
+
 LOSSES: dict[str, type["LossTerm"]] = {}
-
-
-def register(name: str):
-    def deco(cls):
-        LOSSES[name] = cls
-        cls.name = name
-        return cls
-    return deco
+register = registrar(LOSSES)
 
 
 @dataclass
