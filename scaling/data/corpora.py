@@ -1,26 +1,32 @@
-"""Dataset loading by ``data.name``: the built-in ``pycode`` corpus or a local BEIR folder."""
+"""Dataset loading by ``data.name``: the built-in corpus, BEIR folders or zips, MS MARCO / TREC DL."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from scaling.data import builtin, formats
+from scaling.data import beir, builtin, formats, msmarco
+
+NAMES = ("pycode", "beir", "msmarco")
 
 
 def dataset_dir(cfg, cache_dir) -> Path:
-    """The BEIR folder for ``cfg`` (building the built-in corpus when needed)."""
+    """The folder ``cfg`` reads (building the built-in corpus or extracting a zip when needed)."""
     if cfg.name == "pycode":
         return builtin.build(builtin.default_dir(Path(cache_dir).expanduser()))
     if cfg.name == "beir":
+        return beir.dataset_dir(cfg, cache_dir)
+    if cfg.name == "msmarco":
         if not cfg.path:
-            raise ValueError("data=beir needs data.path=DIR (a BEIR folder: corpus.jsonl, "
-                             "queries.jsonl, qrels/<split>.tsv)")
+            from scaling.config import ConfigError
+            raise ConfigError(f"data=msmarco needs data.path=DIR with the MS MARCO files ({msmarco.WHERE})")
         return Path(cfg.path).expanduser()
-    raise KeyError(f"unknown data.name {cfg.name!r}; known: pycode, beir")
+    raise KeyError(f"unknown data.name {cfg.name!r}; known: {', '.join(NAMES)}")
 
 
 def load(cfg, cache_dir, splits=None) -> formats.Dataset:
     """Load and validate the dataset ``cfg`` names."""
     root = dataset_dir(cfg, cache_dir)
-    name = cfg.name if cfg.name != "beir" else root.name
+    if cfg.name == "msmarco":
+        return msmarco.load(root, splits)
+    name = cfg.name if cfg.name != "beir" else (cfg.beir_name or root.name)
     return formats.load_beir(root, name=name, splits=splits)

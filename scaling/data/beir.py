@@ -1,0 +1,86 @@
+"""BEIR datasets from their published zips: a local ``.zip`` or, when allowed, a download.
+
+``data=beir data.path=DIR`` reads a BEIR folder as is; ``data.path=FILE.zip`` extracts a BEIR
+zip once into the cache; ``data.beir_name=scifact`` looks for ``<cache>/downloads/scifact.zip``
+and, with ``data.download=true`` on a machine with a network, fetches it from the BEIR mirror.
+
+What goes to disk: ``<cache>/data/beir/<name>/`` (extracted into a temporary sibling, renamed
+into place) and ``<cache>/downloads/<name>.zip`` (downloaded to a temporary file, renamed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+
+
+def extract(zip_path: Path, dest: Path) -> Path:
+    """Extract a BEIR zip (one folder holding corpus.jsonl, queries.jsonl, qrels/) to ``dest``."""
+    zip_path, dest = Path(zip_path), Path(dest)
+    if (dest / "corpus.jsonl").exists():
+        return dest
+    if not zipfile.is_zipfile(zip_path):
+        raise ValueError(f"{zip_path} is not a zip file")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            z.extractall(tmp)
+        found = sorted(p.parent for p in tmp.rglob("corpus.jsonl"))
+        if not found:
+            raise FileNotFoundError(f"{zip_path} holds no corpus.jsonl (not a BEIR dataset zip)")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(found[0], dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def download(name: str, out: Path) -> Path:
+    """Fetch the BEIR zip ``name`` to ``out`` (temp file + rename)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        urllib.request.urlretrieve(URL.format(name=name), tmp)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return out
+
+
+def dataset_dir(cfg, cache: Path) -> Path:
+    """The BEIR folder ``cfg`` names: a folder, an extracted zip, or a named (downloaded) dataset."""
+    cache = Path(cache).expanduser()
+    if cfg.path:
+        path = Path(cfg.path).expanduser()
+        if path.suffix != ".zip":
+            return path
+        if not path.exists():
+            raise FileNotFoundError(f"data.path {path} does not exist")
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+        return extract(path, cache / "data" / "beir" / f"{path.stem}-{digest}")
+    if not cfg.beir_name:
+        from scaling.config import ConfigError
+        raise ConfigError("data=beir needs data.path=DIR (a BEIR folder: corpus.jsonl, queries.jsonl, "
+                         "qrels/<split>.tsv) or data.path=FILE.zip or data.beir_name=NAME")
+    dest = cache / "data" / "beir" / cfg.beir_name
+    if (dest / "corpus.jsonl").exists():
+        return dest
+    zip_path = cache / "downloads" / f"{cfg.beir_name}.zip"
+    if not zip_path.exists():
+        if not cfg.download:
+            raise FileNotFoundError(
+                f"BEIR dataset {cfg.beir_name!r} is not in {zip_path}: set data.download=true on a machine "
+                f"with a network (fetches {URL.format(name=cfg.beir_name)}), or put the zip there, "
+                "or give data.path=DIR|FILE.zip")
+        download(cfg.beir_name, zip_path)
+    return extract(zip_path, dest)
