@@ -45,20 +45,34 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
         run(cfg)
 
 
-def test_resume_from_last_checkpoint(tiny_overrides, tmp_path):
-    """Killed after step 2 (simulated by a shorter budget): the rerun resumes and ends at step 4."""
-    first = parse(compose(tiny_overrides + [f"run_dir={tmp_path / 'r'}", "budget.steps=2",
-                                            "eval.baseline=false"]))
-    run(first)
-    (tmp_path / "r" / "result.json").unlink()  # as if killed before the end
+def test_a_killed_run_resumes_to_the_same_weights(tiny_overrides, tmp_path, monkeypatch):
+    """Killed during step 3 of 4 (after the step-2 checkpoint): the rerun resumes mid-epoch and
+    ends with the weights of an unbroken run (same data order, optimiser and schedule)."""
+    from safetensors.torch import load_file
+
+    from scaling.data.resume import DataPosition
+    common = tiny_overrides + ["budget.steps=4", "eval.baseline=false", "trainer.batch_size=2"]
+    run(parse(compose(common + [f"run_dir={tmp_path / 'whole'}"])))
+
+    killed = []
+    def kill_once(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 2 and not killed:
+            killed.append(1)
+            raise KeyboardInterrupt("simulated kill")
+    monkeypatch.setattr(DataPosition, "on_train_batch_start", kill_once, raising=False)
+    cfg = parse(compose(common + [f"run_dir={tmp_path / 'r'}"]))
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        run(cfg)
     ckpt = torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)
-    assert ckpt["global_step"] == 2
+    assert ckpt["global_step"] == 2 and not (tmp_path / "r" / "result.json").exists()
     assert all("lora" in k for k in ckpt["state_dict"])  # trained weights only
-    second = parse(compose(tiny_overrides + [f"run_dir={tmp_path / 'r'}", "budget.steps=4",
-                                             "eval.baseline=false"]))
-    run(second)
-    ckpt = torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)
-    assert ckpt["global_step"] == 4
+    run(cfg)
+    assert torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)["global_step"] == 4
+    whole = load_file(tmp_path / "whole" / "checkpoint" / "weights.safetensors")
+    resumed = load_file(tmp_path / "r" / "checkpoint" / "weights.safetensors")
+    assert whole.keys() == resumed.keys()
+    for k in whole:
+        assert torch.allclose(whole[k], resumed[k], atol=1e-6), k
 
 
 def test_cli_runs_and_rejects_bad_input(tiny_overrides, tmp_path):
