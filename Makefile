@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt
 
 setup: $(VENV)/.installed
 
-# Convert the packaged SmolLM2 to safetensors and build the built-in corpus (each once, cached).
+# Build the built-in corpus, convert the packaged SmolLM2, index BM25 (each once, cached).
+# The teacher steps (minutes to an hour on a CPU) run only on demand: python recipes/prepare.py
 assets: setup
-	$(PY) recipes/prepare.py
+	$(PY) recipes/prepare.py "steps=[data,model,bm25]"
 
 run: assets
 	$(PY) recipes/run.py $(ARGS)

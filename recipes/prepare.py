@@ -1,42 +1,42 @@
-"""Prepare what a run needs, each step cached and skipped when done.
+"""Prepare what runs read, each step cached and skipped when done.
 
-    python recipes/prepare.py                      # built-in corpus + SmolLM2 conversion
-    python recipes/prepare.py data=beir data.path=DIR size=tiny
+    python recipes/prepare.py                                  # every step on the built-in corpus
+    python recipes/prepare.py steps=[data,model,bm25]          # what `make run` needs (fast)
+    python recipes/prepare.py data=beir data.path=DIR teacher=hf teacher.model=/models/ce
+    sbatch --array=0-7 ... python recipes/prepare.py steps=[teacher]     # 8 scoring shards
 
-Steps: (1) the dataset (the built-in corpus is built once under cache_dir; a BEIR folder is
-validated), (2) the backbone's local weights (the packaged SmolLM2 is converted once).
+Steps: data (build/validate the dataset), model (convert the packaged SmolLM2), bm25 (Lucene
+index, BM25 runs, hard-negative groups), teacher_model (fine-tune or load the cross-encoder and
+print its report card), teacher (its scores for the training groups, sharded by
+teacher.shard=i/n or SLURM_ARRAY_TASK_ID/COUNT, merged by the last shard). Outputs live under
+<cache_dir>/prepared/<dataset>/ (see scaling/prepare.py).
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.config import from_hydra  # noqa: E402
+from scaling.config import ConfigError, from_hydra  # noqa: E402
 
 
-@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="conf", config_name="prepare", version_base="1.3")
 def main(conf: DictConfig) -> None:
+    steps = list(conf.steps)
+    OmegaConf.set_struct(conf, False)
+    del conf["steps"]
     cfg = from_hydra(conf)
-    from scaling import sizes
-    from scaling.data import corpora
-    cache = Path(cfg.cache_dir).expanduser()
-    t = time.time()
-    data = corpora.load(cfg.data, cache)
-    print(f"[prepare] dataset {data.name}: {len(data.corpus)} documents, {len(data.queries)} "
-          f"queries, splits {{{', '.join(f'{s}: {len(q)}' for s, q in data.qrels.items())}}} "
-          f"({time.time() - t:.1f} s)", flush=True)
-    if sizes.get(cfg.model.name).source == "smollm2" and cfg.model.path is None:
-        from scaling.backbone import smollm2_dir
-        t = time.time()
-        path = smollm2_dir(cache)
-        print(f"[prepare] model smollm2-135m: {path} ({time.time() - t:.1f} s)", flush=True)
+    from scaling.data.formats import FormatError
+    from scaling.prepare import prepare
+    try:
+        prepare(cfg, steps, log=lambda m: print(m, flush=True))
+    except (ConfigError, FormatError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -118,23 +118,51 @@ class LossConfig:
 
 
 @dataclass
+class BM25Config:
+    """Lucene BM25 (``data.bm25``): hard negatives, the teacher's candidates, a baseline."""
+
+    k1: float = 0.9
+    b: float = 0.4
+    hits: int = 100
+    """Candidates retrieved per query (hard-negative pool and re-ranking depth)."""
+    split_identifiers: bool = False
+    """Add the parts of compound identifiers (snake_case, camelCase) to the indexed text (code)."""
+
+    def __post_init__(self):
+        _check(self.k1 > 0 and 0 <= self.b <= 1, "data.bm25", "needs k1 > 0 and 0 <= b <= 1")
+        _check(self.hits > 0, "data.bm25.hits", "must be positive")
+
+
+@dataclass
 class DataConfig:
     """Training and evaluation data (``data=`` group)."""
 
     name: str = "pycode"
     path: str | None = None
-    """BEIR-layout folder (``data=beir``); null for the built-in corpus."""
+    """``data=beir``: a BEIR folder or zip; ``data=msmarco``: the folder of MS MARCO/TREC DL files."""
+    beir_name: str | None = None
+    """``data=beir`` without a path: a BEIR dataset name (scifact, nfcorpus, ...), read from
+    ``<cache>/downloads/<name>.zip`` or fetched there with ``download``."""
+    download: bool = False
+    """Allow fetching a BEIR zip (online machines only)."""
     train_split: str = "train"
     eval_splits: list[str] = field(default_factory=lambda: ["test"])
     query_len: int = 32
     doc_len: int = 128
     n_negatives: int = 1
     """Negatives per training group, beside its one positive."""
+    negatives: str = "random"
+    """random: sampled from the corpus; bm25: from BM25's top candidates minus the positives
+    (built by ``recipes/prepare.py``). With teacher scores the scored candidates are the pool."""
+    negatives_depth: int = 50
+    """bm25 negatives are drawn from the first N candidates."""
+    bm25: BM25Config = field(default_factory=BM25Config)
     max_train_queries: int | None = None
     """Use only the first N training queries (data-efficiency studies); null uses all."""
     teacher_scores: str | None = None
-    """TSV qid<TAB>docid<TAB>score; when set, negatives come from each query's scored candidates
-    and every group carries its teacher scores (for distillation terms)."""
+    """TSV qid<TAB>docid<TAB>score for distillation terms; null reads the scores
+    ``recipes/prepare.py`` made with the ``teacher=`` config. Read only when a loss term needs a
+    teacher; then negatives come from each query's scored candidates."""
     missing_teacher: str = "error"
     """error: fail on groups lacking teacher scores (with a count and examples); drop: skip them."""
 
@@ -143,6 +171,62 @@ class DataConfig:
         _check(self.n_negatives >= 0, "data.n_negatives", "must be >= 0")
         _check(self.missing_teacher in ("error", "drop"), "data.missing_teacher",
                f"must be 'error' or 'drop', got {self.missing_teacher!r}")
+        _check(self.negatives in ("random", "bm25"), "data.negatives",
+               f"must be 'random' or 'bm25', got {self.negatives!r}")
+        _check(self.negatives_depth > 0, "data.negatives_depth", "must be positive")
+
+
+@dataclass
+class TeacherTrainConfig:
+    """Fine-tuning a cross-encoder teacher (``teacher.train``) on BM25 negatives."""
+
+    steps: int = 200
+    batch_size: int = 8
+    """Queries per step; each brings its positive and ``n_negatives`` BM25 negatives."""
+    n_negatives: int = 3
+    lr: float = 1.0e-4
+    warmup_ratio: float = 0.1
+    checkpoint_every: int = 50
+    seed: int = 0
+    """The teacher's own seed (students with other seeds share one teacher)."""
+
+
+@dataclass
+class TeacherConfig:
+    """A cross-encoder teacher (``teacher=`` group) whose scores distillation reads."""
+
+    name: str = "minilm-ce"
+    """Folder name of its prepared outputs (scores, report card, trained weights)."""
+    model: str | None = None
+    """A trained cross-encoder: local folder or HF id (AutoModelForSequenceClassification);
+    null fine-tunes one from ``init``."""
+    init: str = "minilm"
+    """Start of a fine-tuned teacher: 'minilm' (the packaged all-MiniLM-L6-v2) or a folder/HF id."""
+    download: bool = False
+    """Allow fetching HF ids (online machines only)."""
+    max_len: int = 128
+    """Tokens per (query, document) pair."""
+    batch_size: int = 64
+    """Pairs per scoring batch."""
+    candidates: int = 7
+    """BM25 negatives scored per training query, beside its positives (the KL's candidate pool)."""
+    shard: str | None = None
+    """'i/n' scores only shard i of n (0-based); null reads SLURM_ARRAY_TASK_ID/COUNT, else 0/1."""
+    report_split: str = "dev"
+    report_depth: int = 100
+    """The report card re-ranks BM25's top-N on ``report_split``."""
+    report_max_queries: int | None = None
+    train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
+
+    def __post_init__(self):
+        _check(self.max_len > 8, "teacher.max_len", "must be > 8")
+        _check(self.candidates >= 0, "teacher.candidates", "must be >= 0")
+        if self.shard is not None:
+            from teachers.shards import parse_shard
+            try:
+                parse_shard(self.shard)
+            except ValueError as e:
+                raise ConfigError(f"teacher.shard: {e}") from None
 
 
 @dataclass
@@ -230,6 +314,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     run_dir: str | None = None
     cache_dir: str = "~/.cache/scaling"
     seed: int = 0

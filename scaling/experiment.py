@@ -128,21 +128,17 @@ def baseline_metrics(module, tokenizer, cfg, dataset, dataset_dir, splits):
 
 def save_checkpoint(out: Path, module, cfg: RunConfig) -> Path:
     """Write what evaluate.py needs: run_config.json, weights.safetensors (trained params), adapter/."""
-    import shutil
-    import tempfile
-
     from safetensors.torch import save_file
-    out = Path(out)
-    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=out.parent))
+
+    from scaling.data.formats import atomic_dir
     trained = {k: v.detach().cpu().contiguous() for k, v in module.named_parameters()
                if v.requires_grad}
-    save_file(trained, str(tmp / "weights.safetensors"))
-    if cfg.model.lora.enabled:
-        module.body.model.save_pretrained(str(tmp / "adapter"))
-    write_json_atomic(tmp / "run_config.json", to_dict(cfg))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out
+    with atomic_dir(out) as tmp:
+        save_file(trained, str(tmp / "weights.safetensors"))
+        if cfg.model.lora.enabled:
+            module.body.model.save_pretrained(str(tmp / "adapter"))
+        write_json_atomic(tmp / "run_config.json", to_dict(cfg))
+    return Path(out)
 
 
 def load_checkpoint(ckpt_dir: Path, cache_dir: str | None = None):
@@ -191,7 +187,9 @@ def train(cfg: RunConfig, module, datamodule, plan, run_dir: Path) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     t = cfg.trainer
     ckpt_dir = run_dir / "ckpt"
-    callbacks = [ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=t.checkpoint_every,
+    from scaling.data.resume import DataPosition
+    callbacks = [DataPosition(datamodule.sampler),
+                 ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=t.checkpoint_every,
                                  save_last=True, save_top_k=0, save_weights_only=False),
                  TQDMProgressBar(refresh_rate=1)]
     trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
@@ -199,7 +197,8 @@ def train(cfg: RunConfig, module, datamodule, plan, run_dir: Path) -> None:
                         accumulate_grad_batches=t.accumulate, gradient_clip_val=t.grad_clip,
                         log_every_n_steps=t.log_every, logger=_logger(cfg, run_dir),
                         callbacks=callbacks, enable_model_summary=False,
-                        default_root_dir=str(run_dir), num_sanity_val_steps=0)
+                        default_root_dir=str(run_dir), num_sanity_val_steps=0,
+                        use_distributed_sampler=False)  # EpochSampler slices ranks itself
     last = ckpt_dir / "last.ckpt"
     if last.exists():
         print(f"[train] resuming from {last}", flush=True)
@@ -214,9 +213,14 @@ def run(cfg: RunConfig) -> dict:
     from scaling.data.datamodule import GroupDataModule
     from scaling.evaluation import format_table
     from scaling.module import RetrieverModule
-    from scaling.losses import check_data_for
+    from scaling.losses import check_data_for, needs_teacher
+    from scaling import prepare
     t0 = time.time()
-    check_data_for(list(cfg.loss.terms) + list(cfg.paradigm.terms), cfg.data)
+    terms = list(cfg.loss.terms) + list(cfg.paradigm.terms)
+    teacher_scores = prepare.teacher_scores_path(cfg) if needs_teacher(terms) else None
+    check_data_for(terms, cfg.data, teacher_scores,
+                   f", or build them: `{prepare.prepare_command(cfg, 'teacher')}` with this run's teacher= options")
+    pools = prepare.load_negative_pools(cfg) if cfg.data.negatives == "bm25" and not teacher_scores else None
     run_dir = prepare_run_dir(cfg)
     print(f"[run] {run_dir}", flush=True)
     write_json_atomic(run_dir / "config.json", to_dict(cfg))
@@ -239,7 +243,7 @@ def run(cfg: RunConfig) -> dict:
     if cfg.eval.baseline:
         baseline = baseline_metrics(module, backbone.tokenizer, cfg, dataset, data_dir, splits)
     dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, cfg.paradigm.head,
-                         cfg.trainer.batch_size, cfg.seed, cfg.trainer.num_workers)
+                         cfg.trainer.batch_size, cfg.seed, cfg.trainer.num_workers, teacher_scores, pools)
     t_train = time.time()
     train(cfg, module, dm, plan, run_dir)
     t_train = time.time() - t_train

@@ -3,8 +3,6 @@ helper that composes the real Hydra config tree with overrides."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import sys
 from pathlib import Path
@@ -74,3 +72,21 @@ def teacher_file(small_beir, tmp_path_factory):
     path = tmp_path_factory.mktemp("teacher") / "scores.tsv"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_ce_dir(tmp_path_factory):
+    """A random-init 2-layer BERT cross-encoder (one logit) with MiniLM's tokenizer, saved like HF does."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from scaling.backbone import minilm_dir
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=256, num_labels=1,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))  # no dropout: resume is exact
+    out = tmp_path_factory.mktemp("tiny-ce")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(out)
+    return out

@@ -1,10 +1,10 @@
 """Training groups: (query, one positive, n negatives), tokenised in the collate function.
 
-Without teacher scores, negatives are sampled uniformly from the corpus minus the query's
-positives. With ``data.teacher_scores`` (TSV qid, docid, score), negatives are sampled from the
-query's scored candidates (a hard-negative pool) and each group carries its teacher scores,
-positive first. A group whose positive is unscored, or that has fewer scored negatives than
-``n_negatives``, is missing teacher scores: an error with the count and examples, or dropped
+Negatives come from one of three pools. Random: uniform over the corpus minus the query's
+positives. BM25 (``data.negatives=bm25``): the query's prepared BM25 candidates minus its
+positives. Teacher (a loss term needs one): the query's scored candidates, and each group
+carries its teacher scores, positive first. A group whose positive is unscored, or whose pool
+holds fewer than ``n_negatives`` negatives, fails with the count and examples, or is dropped
 (and counted) with ``data.missing_teacher=drop``.
 
 Sampling is seeded by (seed, epoch, index), so a resumed run sees the same groups.
@@ -21,40 +21,45 @@ from torch.utils.data import DataLoader, Dataset
 from scaling.data.collate import tokenizers_for
 from scaling.data.formats import Dataset as IRDataset
 from scaling.data.formats import FormatError, read_scores
+from scaling.data.resume import EpochSampler
 
 
 class TrainGroups(Dataset):
     def __init__(self, data: IRDataset, split: str, n_negatives: int, seed: int = 0,
                  max_queries: int | None = None, teacher: dict | None = None,
-                 missing: str = "error", source: str = "teacher scores"):
+                 missing: str = "error", source: str | None = None,
+                 pools: dict[str, list[str]] | None = None):
         qrels = data.qrels[split]
         items = [(qid, sorted(d for d, rel in docs.items() if rel > 0)) for qid, docs in qrels.items()]
         items = [(q, pos) for q, pos in items if pos]
         if max_queries is not None:
             items = items[:max_queries]
         self.teacher, self.dropped = teacher, 0
-        if teacher is not None:
-            items = self._with_teacher(items, n_negatives, missing, source)
+        if teacher is not None:  # the scored candidates are the pool; positives must be scored too
+            pools = {q: list(docs) for q, docs in teacher.items()}
+        if pools is not None:
+            items = self._with_pool(items, pools, n_negatives, missing, source)
         if not items:
             raise ValueError(f"dataset {data.name!r} split {split!r} has no usable training group")
         self.items, self.data, self.n_negatives, self.seed, self.epoch = items, data, n_negatives, seed, 0
         self.doc_ids = list(data.corpus)
 
-    def _with_teacher(self, items, n, missing, source):
+    def _with_pool(self, items, pools, n, missing, source):
+        what, kind = ("teacher scores", "scored") if self.teacher is not None else ("hard negatives", "pool")
         kept, bad = [], []
         for qid, positives in items:
-            scored = self.teacher.get(qid, {})
-            pos = [p for p in positives if p in scored]
-            negs = sorted(d for d in scored if d not in set(positives))
+            pool, banned = pools.get(qid, []), set(positives)
+            pos = [p for p in positives if p in set(pool)] if self.teacher is not None else positives
+            negs = [d for d in pool if d not in banned]  # pool order (BM25 rank, or score file order)
             if not pos or len(negs) < n:
-                bad.append(f"{qid} ({'no scored positive' if not pos else f'{len(negs)} scored negatives < {n}'})")
+                bad.append(f"{qid} ({'no scored positive' if not pos else f'{len(negs)} {kind} negatives < {n}'})")
                 continue
             kept.append((qid, pos, negs))
         if bad and missing == "error":
-            raise FormatError(source, None, f"{len(bad)} of {len(items)} training groups lack teacher "
-                             f"scores, e.g. {'; '.join(bad[:3])}; set data.missing_teacher=drop to skip them")
+            raise FormatError(source or what, None, f"{len(bad)} of {len(items)} training groups lack {what}, "
+                             f"e.g. {'; '.join(bad[:3])}; set data.missing_teacher=drop to skip them")
         if bad:
-            print(f"[data] dropped {len(bad)} of {len(items)} groups without teacher scores", flush=True)
+            print(f"[data] dropped {len(bad)} of {len(items)} groups without {what}", flush=True)
         self.dropped = len(bad)
         return kept
 
@@ -65,10 +70,10 @@ class TrainGroups(Dataset):
         item = self.items[i]
         rng = random.Random(f"{self.seed}/{self.epoch}/{i}")
         pos = rng.choice(item[1])
-        if self.teacher is not None:
-            negs = rng.sample(item[2], self.n_negatives)
-            group = [pos] + negs
-            return item[0], group, [self.teacher[item[0]][d] for d in group]
+        if len(item) == 3:  # a candidate pool: teacher-scored or BM25
+            group = [pos] + rng.sample(item[2], self.n_negatives)
+            scores = None if self.teacher is None else [self.teacher[item[0]][d] for d in group]
+            return item[0], group, scores
         banned, negs = set(item[1]), []
         while len(negs) < self.n_negatives:
             d = self.doc_ids[rng.randrange(len(self.doc_ids))]
@@ -95,19 +100,21 @@ class Collate:
 
 class GroupDataModule(L.LightningDataModule):
     def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, head_cfg, batch_size: int,
-                 seed: int = 0, num_workers: int = 0):
+                 seed: int = 0, num_workers: int = 0, teacher_scores=None, pools=None):
+        """``teacher_scores``: a score TSV (distillation); ``pools``: {qid: hard negatives}."""
         super().__init__()
-        teacher = read_scores(data_cfg.teacher_scores) if data_cfg.teacher_scores else None
+        teacher = read_scores(teacher_scores) if teacher_scores else None
+        source = str(teacher_scores) if teacher_scores else "bm25 groups"
         self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed,
                                      data_cfg.max_train_queries, teacher, data_cfg.missing_teacher,
-                                     str(data_cfg.teacher_scores))
+                                     source, pools)
         q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, head_cfg, data_cfg.query_len,
                                       data_cfg.doc_len)
         self.collate = Collate(data, q_tok, d_tok)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.sampler = EpochSampler(len(self.train_set), batch_size, seed)
 
     def train_dataloader(self):
-        gen = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
-                          drop_last=True, collate_fn=self.collate, generator=gen,
-                          num_workers=self.num_workers)
+        """Whole batches in a (seed, epoch) order; resumable mid-epoch with ``DataPosition``."""
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.sampler,
+                          drop_last=True, collate_fn=self.collate, num_workers=self.num_workers)

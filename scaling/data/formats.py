@@ -21,10 +21,13 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 COMPLETE_MARKER = ".complete"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class FormatError(ValueError):
@@ -157,10 +160,7 @@ def _write_jsonl(path: Path, records) -> None:
 def write_beir(out_dir: Path, docs: list[dict], queries: list[dict],
                qrels: dict[str, dict[str, dict[str, int]]]) -> None:
     """Write a BEIR folder atomically: build in a temp sibling, mark complete, rename."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         _write_jsonl(tmp / "corpus.jsonl", docs)
         _write_jsonl(tmp / "queries.jsonl", queries)
         (tmp / "qrels").mkdir()
@@ -171,27 +171,83 @@ def write_beir(out_dir: Path, docs: list[dict], queries: list[dict],
                     for docid, rel in docs_.items():
                         f.write(f"{qid}\t{docid}\t{rel}\n")
         (tmp / COMPLETE_MARKER).write_text("")
-        if out_dir.exists():  # a stale, incomplete earlier attempt
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
+
+
+@contextmanager
+def atomic_dir(final: Path):
+    """Yield a temporary sibling folder; when the block succeeds it replaces ``final`` (with the
+    permissions of a freshly made folder), else it is removed. Readers never see half a folder."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        if final.exists():  # a stale, incomplete earlier attempt, or a replaced result
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON through a temp file in the same folder and a rename."""
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(file)`` on a temp file in the same folder, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
+            write(f)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; others on a shared cluster read results
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON through a temp file in the same folder and a rename."""
+    def write(f):
+        json.dump(obj, f, indent=2, sort_keys=False, default=str)
+        f.write("\n")
+    write_atomic(path, write)
+
+
+def write_scores(path: Path, scores: dict[tuple[str, str], float]) -> None:
+    """Write {(qid, docid): score} as the teacher-score TSV, sorted, atomically."""
+    def write(f):
+        for (qid, docid), score in sorted(scores.items()):
+            f.write(f"{qid}\t{docid}\t{score:.6g}\n")
+    write_atomic(path, write)
+
+
+# Training groups (BM25 hard negatives), one JSON object per line:
+#   {"qid": str, "positives": [docid, ...], "negatives": [docid, ...]}   negatives best first
+def write_groups(path: Path, groups: list[dict]) -> None:
+    write_atomic(path, lambda f: f.writelines(json.dumps(g, ensure_ascii=False) + "\n" for g in groups))
+
+
+def read_groups(path: Path) -> dict[str, dict]:
+    """Read a groups JSONL into {qid: {"positives": [...], "negatives": [...]}}."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"training groups {path} do not exist (python recipes/prepare.py builds them)")
+    out = {}
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise FormatError(path, lineno, f"invalid JSON ({e.msg})") from None
+            qid = _str_field(path, lineno, rec, "qid")
+            for key in ("positives", "negatives"):
+                ids = rec.get(key)
+                if not isinstance(ids, list) or not all(isinstance(d, str) for d in ids):
+                    raise FormatError(path, lineno, f"field {key!r} must be a list of document ids")
+            out[qid] = {"positives": rec["positives"], "negatives": rec["negatives"]}
+    return out
 
 
 # Teacher scores: one line per (query, candidate): qid <TAB> docid <TAB> score (float).

@@ -21,15 +21,11 @@ def exact_search(q: torch.Tensor, d: torch.Tensor, qids: list[str], docids: list
 
 def write_trec_run(run: dict[str, dict[str, float]], path, tag: str = "scaling") -> None:
     """Write ``qid Q0 docid rank score tag`` lines, best first (atomically)."""
-    import os
-    import tempfile
-    from pathlib import Path
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
+    from scaling.data.formats import write_atomic
+
+    def write(f):
         for qid, docs in run.items():
             ranked = sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))
             for rank, (docid, score) in enumerate(ranked, 1):
                 f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
-    os.replace(tmp, path)
+    write_atomic(path, write)

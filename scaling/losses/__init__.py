@@ -2,4 +2,4 @@
 
 from scaling.losses import contrastive, distill, regularizers  # noqa: F401  (registers)
 from scaling.losses.base import (LOSSES, LossInputs, LossTerm, WeightedLoss, build_loss,  # noqa: F401
-                                 check_data_for)
+                                 check_data_for, needs_teacher)

@@ -90,16 +90,28 @@ def build_loss(term_cfgs: list[dict]) -> WeightedLoss:
     return WeightedLoss(terms)
 
 
-def check_data_for(term_cfgs: list[dict], data_cfg) -> None:
-    """Fail before any model loads when a term needs teacher scores the data config lacks."""
+def needs_teacher(term_cfgs: list[dict]) -> bool:
+    """True when any configured term distils from teacher scores."""
+    return any(getattr(LOSSES.get(spec["name"]), "needs_teacher", False) for spec in term_cfgs)
+
+
+def check_data_for(term_cfgs: list[dict], data_cfg, teacher_scores=None, how: str = "") -> None:
+    """Fail before any model loads when a term needs teacher scores the run cannot find.
+
+    ``teacher_scores`` is the resolved score file (data.teacher_scores or the prepared one);
+    ``how`` says how to build it.
+    """
+    from pathlib import Path
+
     from scaling.config import ConfigError
-    for spec in term_cfgs:
-        term = LOSSES.get(spec["name"])
-        if term is None or not term.needs_teacher:
-            continue
-        if not data_cfg.teacher_scores:
-            raise ConfigError(f"loss term {spec['name']!r} needs teacher scores: set "
-                             "data.teacher_scores=FILE (TSV qid<TAB>docid<TAB>score)")
-        if data_cfg.n_negatives < 1:
-            raise ConfigError(f"loss term {spec['name']!r} compares a query's candidates: "
-                             "set data.n_negatives to 1 or more")
+    if not needs_teacher(term_cfgs):
+        return
+    name = next(s["name"] for s in term_cfgs if getattr(LOSSES.get(s["name"]), "needs_teacher", False))
+    path = teacher_scores or data_cfg.teacher_scores
+    if not path or not Path(path).expanduser().exists():
+        where = f" (none at {path})" if path else ""
+        raise ConfigError(f"loss term {name!r} needs teacher scores{where}: set "
+                         f"data.teacher_scores=FILE (TSV qid<TAB>docid<TAB>score){how}")
+    if data_cfg.n_negatives < 1:
+        raise ConfigError(f"loss term {name!r} compares a query's candidates: "
+                         "set data.n_negatives to 1 or more")

@@ -1,0 +1,294 @@
+"""What runs read but nobody should compute twice: BM25 runs, hard-negative groups, teacher scores.
+
+Steps (``recipes/prepare.py steps=[...]``), each cached and skipped when its output exists:
+
+- ``data``: the dataset (the built-in corpus is built once; a BEIR folder is validated);
+- ``model``: the backbone's local weights (the packaged SmolLM2 is converted once);
+- ``bm25``: a Lucene index of the corpus, BM25 runs for the training and report splits,
+  and the training groups (each query's positives and its BM25 candidates minus them, topped
+  up with random documents when BM25 finds fewer than ``data.bm25.hits``);
+- ``teacher_model``: only the teacher and its report card (before a sharded ``teacher`` array);
+- ``teacher``: the cross-encoder (fine-tuned from ``teacher.init`` when ``teacher.model`` is
+  null), its report card, then its scores for every training query's positives and first
+  ``teacher.candidates`` BM25 negatives, sharded (``teacher.shard=i/n`` or a Slurm array) and
+  merged once the last shard is done.
+
+What goes to disk, under ``<cache_dir>/prepared/<dataset>/``::
+
+    bm25/config.json, bm25/index/, bm25/<split>.run, bm25/<train split>.groups.jsonl
+    teachers/<name>/config.json, model/ (a fine-tuned teacher), report.json,
+    teachers/<name>/shards/scores.<i>-of-<n>.tsv, teachers/<name>/<train split>.scores.tsv
+
+Each folder's config.json records what its outputs depend on; asking for different settings
+under the same folder is an error (pick another ``teacher.name`` or delete the folder), never a
+silent mix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from scaling.config import ConfigError, RunConfig
+from scaling.data.formats import read_groups, write_groups, write_json_atomic
+
+STEPS = ("data", "model", "bm25", "teacher_model", "teacher")
+
+
+def dataset_key(cfg: RunConfig) -> str:
+    """'pycode', a BEIR name, or '<folder name>-<hash of its absolute path>' for a local path."""
+    if not cfg.data.path:
+        return cfg.data.beir_name or cfg.data.name
+    path = Path(cfg.data.path).expanduser().resolve()
+    return f"{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+
+
+@dataclass
+class Paths:
+    root: Path
+    train_split: str
+    teacher_name: str
+
+    @property
+    def bm25(self) -> Path:
+        return self.root / "bm25"
+
+    def run(self, split: str) -> Path:
+        return self.bm25 / f"{split}.run"
+
+    @property
+    def groups(self) -> Path:
+        return self.bm25 / f"{self.train_split}.groups.jsonl"
+
+    @property
+    def teacher(self) -> Path:
+        return self.root / "teachers" / self.teacher_name
+
+    @property
+    def teacher_scores(self) -> Path:
+        return self.teacher / f"{self.train_split}.scores.tsv"
+
+
+def paths(cfg: RunConfig) -> Paths:
+    return Paths(Path(cfg.cache_dir).expanduser() / "prepared" / dataset_key(cfg),
+                 cfg.data.train_split, cfg.teacher.name)
+
+
+def teacher_scores_path(cfg: RunConfig) -> Path:
+    """data.teacher_scores when set, else where ``prepare`` writes the teacher's scores (checked
+    to come from this run's teacher settings)."""
+    if cfg.data.teacher_scores:
+        return Path(cfg.data.teacher_scores).expanduser()
+    p = paths(cfg)
+    guard(p.teacher, teacher_record(cfg), write=False)
+    return p.teacher_scores
+
+
+def prepare_command(cfg: RunConfig, step: str) -> str:
+    """The prepare call for ``step`` on this run's data (teacher options are the caller's to add)."""
+    data = f"data={cfg.data.name}" + (f" data.path={cfg.data.path}" if cfg.data.path else "") + \
+        (f" data.beir_name={cfg.data.beir_name}" if cfg.data.beir_name else "")
+    return f"python recipes/prepare.py {data} steps=[{step}]"
+
+
+def guard(folder: Path, record: dict, write: bool = True) -> None:
+    """Record what ``folder``'s outputs depend on; refuse to mix outputs of different settings."""
+    path = folder / "config.json"
+    record = json.loads(json.dumps(record))
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        if diff:
+            raise ConfigError(f"{folder} was prepared with other settings ({', '.join(diff)}: "
+                              f"{[old.get(k) for k in diff]} there, {[record.get(k) for k in diff]} now); "
+                              "delete the folder or choose another teacher.name")
+        return
+    if write:
+        write_json_atomic(path, record)
+
+
+def _top(docs: dict[str, float]) -> list[str]:
+    return sorted(docs, key=lambda d: (-docs[d], d))
+
+
+def make_groups(run, qrels, doc_ids: list[str], depth: int) -> tuple[list[dict], int]:
+    """Each query's positives and its BM25 candidates minus the judged documents, best first.
+
+    A query whose BM25 list is shorter than ``depth`` (few matching terms) is topped up to
+    ``depth`` minus its judged documents with random documents (seeded by its id), so every
+    query stays trainable. Returns (groups, topped).
+    """
+    import random
+    groups, topped = [], 0
+    for qid, judged in qrels.items():
+        positives = sorted(d for d, rel in judged.items() if rel > 0)
+        if not positives:
+            continue
+        negatives = [d for d in _top(run.get(qid, {})) if d not in judged]
+        want = min(depth, len(doc_ids)) - len(judged)  # what BM25 gives when it finds >= depth
+        if len(negatives) < want:
+            topped += 1
+            rng, seen = random.Random(qid), set(negatives) | set(judged)
+            while len(negatives) < want:
+                d = doc_ids[rng.randrange(len(doc_ids))]
+                if d not in seen:
+                    seen.add(d)
+                    negatives.append(d)
+        groups.append({"qid": qid, "positives": positives, "negatives": negatives})
+    return groups, topped
+
+
+def prepare_bm25(cfg: RunConfig, dataset, log=print) -> dict:
+    """Index, search the training (and report) split, write the groups; returns the runs."""
+    from scaling.index import bm25, lucene
+    p = paths(cfg)
+    guard(p.bm25, dataclasses.asdict(cfg.data.bm25))
+    t = time.time()
+    bm25.build_index(dataset.corpus, p.bm25 / "index", cfg.data.bm25)
+    log(f"[prepare] bm25 index: {p.bm25 / 'index'} ({time.time() - t:.1f} s)")
+    runs = {}
+    for split in dict.fromkeys([cfg.data.train_split, cfg.teacher.report_split]):
+        if split not in dataset.qrels:
+            continue
+        if p.run(split).exists():
+            runs[split] = lucene.read_trec_run(p.run(split))
+            continue
+        t = time.time()
+        from scaling.index.search import write_trec_run
+        runs[split] = bm25.search(p.bm25 / "index", dataset.split_queries(split), cfg.data.bm25)
+        write_trec_run(runs[split], p.run(split), tag="bm25")
+        log(f"[prepare] bm25 {split}: {len(runs[split])} queries x top {cfg.data.bm25.hits} "
+            f"({time.time() - t:.1f} s)")
+    if not p.groups.exists():
+        groups, topped = make_groups(runs[cfg.data.train_split], dataset.qrels[cfg.data.train_split],
+                                     list(dataset.corpus), cfg.data.bm25.hits)
+        write_groups(p.groups, groups)
+        log(f"[prepare] groups: {len(groups)} training queries with up to {cfg.data.bm25.hits} BM25 "
+            f"negatives ({topped} topped up with random documents: BM25 found fewer) -> {p.groups}")
+    return runs
+
+
+def teacher_record(cfg: RunConfig) -> dict:
+    t = cfg.teacher
+    record = {"model": t.model, "max_len": t.max_len, "candidates": t.candidates,
+              "bm25": dataclasses.asdict(cfg.data.bm25)}
+    if t.model is None:
+        record.update(init=t.init, train=dataclasses.asdict(t.train), negatives_depth=cfg.data.negatives_depth)
+    return record
+
+
+def teacher_pairs(groups: dict[str, dict], candidates: int) -> list[tuple[str, str]]:
+    """(qid, docid) pairs a teacher scores: every positive and the first ``candidates`` negatives."""
+    return [(q, d) for q, g in groups.items() for d in g["positives"] + g["negatives"][:candidates]]
+
+
+def load_teacher(cfg: RunConfig, dataset, groups, shard: tuple[int, int], log=print):
+    """The teacher's (model, tokenizer): a given one, or one fine-tuned here (once)."""
+    from teachers import crossencoder
+    t, p = cfg.teacher, paths(cfg)
+    if t.model is not None:
+        return crossencoder.load(t.model, t.download)
+    model_dir = p.teacher / "model"
+    if not (model_dir / "config.json").exists():
+        if shard[1] > 1:
+            raise ConfigError(f"teacher {t.name!r} is not trained yet and shard {shard[0]}/{shard[1]} "
+                              "would train it alongside the other shards: first run "
+                              f"`{prepare_command(cfg, 'bm25,teacher_model')}` with this teacher's options "
+                              "and no teacher.shard, then launch the array")
+        from teachers.train import train_teacher
+        log(f"[prepare] fine-tuning teacher {t.name!r} from {t.init!r} ({t.train.steps} steps)")
+        t0 = time.time()
+        train_teacher(dataset, groups, t, p.teacher, cfg.data.negatives_depth, t.train.seed)
+        log(f"[prepare] teacher trained ({time.time() - t0:.0f} s) -> {model_dir}")
+    return crossencoder.load(str(model_dir))
+
+
+def prepare_teacher(cfg: RunConfig, dataset, runs: dict, log=print, score: bool = True) -> Path | None:
+    """Report card and (this shard's) teacher scores; returns the merged file once complete.
+
+    ``score=False`` stops after the model and its report card (train once, then shard the scoring).
+    """
+    from teachers import report, shards
+    from teachers.crossencoder import score_pairs
+    t, p = cfg.teacher, paths(cfg)
+    guard(p.teacher, teacher_record(cfg))
+    if p.teacher_scores.exists() and score:
+        log(f"[prepare] teacher scores: {p.teacher_scores} (done)")
+        return p.teacher_scores
+    shard = shards.resolve_shard(t.shard) if score else (0, 1)  # teacher_model: train/load only
+    groups = read_groups(p.groups)
+    model, tokenizer = load_teacher(cfg, dataset, groups, shard, log)
+
+    card_path = p.teacher / "report.json"
+    card_key = {"split": t.report_split, "depth": t.report_depth, "max_queries": t.report_max_queries}
+    card = json.loads(card_path.read_text()) if card_path.exists() else None
+    if shard[0] == 0 and t.report_split in runs and (card is None or card.get("key") != card_key):
+        card = report.report_card(model, tokenizer, dataset, t.report_split, runs[t.report_split], t)
+        card["key"] = card_key
+        write_json_atomic(card_path, card)
+    if card is not None:
+        report.print_card(card)
+    if not score:
+        return None
+
+    pairs = shards.canonical(teacher_pairs(groups, t.candidates))
+    i, n = shard
+    shard_dir = p.teacher / "shards"
+    if i in shards.finished(shard_dir, n):
+        log(f"[prepare] teacher shard {i}/{n} already finished")
+    else:
+        mine = shards.shard_pairs(pairs, i, n)
+        log(f"[prepare] teacher shard {i}/{n}: {len(mine)} of {len(pairs)} pairs")
+        scores = score_pairs(model, tokenizer, [(dataset.queries[q], dataset.corpus[d]) for q, d in mine],
+                             t.max_len, t.batch_size, desc=f"teacher shard {i}/{n}")
+        shards.write_shard(shard_dir, i, n, dict(zip(mine, scores)))
+    done = shards.finished(shard_dir, n)
+    if len(done) < n:
+        log(f"[prepare] {len(done)} of {n} teacher shards finished; the last one merges them")
+        return None
+    shards.merge(shard_dir, n, pairs, p.teacher_scores)
+    log(f"[prepare] teacher scores: {len(pairs)} pairs -> {p.teacher_scores}")
+    return p.teacher_scores
+
+
+def prepare(cfg: RunConfig, steps=STEPS, log=print) -> dict:
+    """Run ``steps`` in order; returns {step: what it produced}."""
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ConfigError(f"steps: unknown step {unknown[0]!r} (known: {', '.join(STEPS)})")
+    from scaling import sizes
+    from scaling.data import corpora
+    cache = Path(cfg.cache_dir).expanduser()
+    out: dict = {}
+    t = time.time()
+    dataset = corpora.load(cfg.data, cache)
+    if "data" in steps:
+        log(f"[prepare] dataset {dataset.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} "
+            f"queries, splits {{{', '.join(f'{s}: {len(q)}' for s, q in dataset.qrels.items())}}} "
+            f"({time.time() - t:.1f} s)")
+        out["data"] = dataset.name
+    if "model" in steps and sizes.get(cfg.model.name).source == "smollm2" and cfg.model.path is None:
+        from scaling.backbone import smollm2_dir
+        t = time.time()
+        out["model"] = smollm2_dir(cache)
+        log(f"[prepare] model smollm2-135m: {out['model']} ({time.time() - t:.1f} s)")
+    runs = None
+    if {"bm25", "teacher_model", "teacher"} & set(steps):
+        runs = prepare_bm25(cfg, dataset, log)
+        out["bm25"] = paths(cfg).groups
+    if {"teacher_model", "teacher"} & set(steps):
+        out["teacher"] = prepare_teacher(cfg, dataset, runs, log, score="teacher" in steps)
+    return out
+
+
+def load_negative_pools(cfg: RunConfig) -> dict[str, list[str]]:
+    """{qid: BM25 negatives, best first, the first data.negatives_depth} from the prepared groups."""
+    p = paths(cfg)
+    if not p.groups.exists():
+        raise FileNotFoundError(f"data.negatives=bm25 needs the prepared groups {p.groups}: run "
+                                f"`{prepare_command(cfg, 'bm25')}`")
+    return {q: g["negatives"][:cfg.data.negatives_depth] for q, g in read_groups(p.groups).items()}
