@@ -301,7 +301,20 @@ class EvalConfig:
     k: int = 1000
     baseline: bool = True
     """Also evaluate the untrained backbone (step 0), cached across runs."""
+    baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm"])
+    """Reference systems on the same table: bm25 (Lucene), minilm (the packaged all-MiniLM-L6-v2)."""
+    index: str = "flat"
+    """Dense export: flat (exact inner product), hnsw or ivfpq (FAISS)."""
+    quantization: float = 100.0
+    """Sparse export: impact = int(weight x quantization)."""
     measures: list[str] = field(default_factory=lambda: ["nDCG@10", "RR@10", "R@100", "R@1000"])
+
+    def __post_init__(self):
+        _check(self.index in ("flat", "hnsw", "ivfpq"), "eval.index",
+               f"must be flat, hnsw or ivfpq, got {self.index!r}")
+        _check(self.quantization > 0, "eval.quantization", "must be positive")
+        bad = [b for b in self.baselines if b not in ("bm25", "minilm")]
+        _check(not bad, "eval.baselines", f"unknown baseline {bad[:1]}; known: bm25, minilm")
 
 
 @dataclass

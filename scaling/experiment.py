@@ -73,11 +73,16 @@ def make_plan(cfg: RunConfig, head, world_size: int = 1):
 
 def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir=None,
                      progress: bool = True) -> dict[str, dict[str, float]]:
-    """Encode corpus and each split's queries, exact search, score: {"<dataset>/<split>": {...}}."""
+    """Encode the corpus into the head kind's index (FAISS or Lucene impact; under
+    ``run_dir/index/<dataset>`` when given), search each split's queries through it, score:
+    {"<dataset>/<split>": {measure: value, plus the index's size, build time, latency, QPS}}."""
+    import tempfile
+
     from scaling.data.collate import tokenizers_for
     from scaling.evaluation import score_run
     from scaling.index.encode import encode_texts
-    from scaling.index.search import exact_search, write_trec_run
+    from scaling.index.export import build_exporter
+    from scaling.index.search import write_trec_run
     m, e = cfg.model, cfg.eval
     was_training = module.training
     module.eval()
@@ -87,17 +92,22 @@ def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir
     docs = encode_texts(lambda t: module.head.postprocess(module.encode(t), "doc"), d_tok,
                         [dataset.corpus[d] for d in docids], e.batch_size,
                         f"encode {dataset.name} corpus", progress)
+    exporter = build_exporter(module.head.kind, e, tokenizer, module.head)
     out = {}
-    for split in splits:
-        queries = dataset.split_queries(split)
-        qids = list(queries)
-        q = encode_texts(lambda t: module.head.postprocess(module.encode(t), "query"), q_tok,
-                         list(queries.values()), e.batch_size,
-                         f"encode {split} queries", progress)
-        run = exact_search(q, docs, qids, docids, e.k)
-        if run_dir is not None:
-            write_trec_run(run, Path(run_dir) / "runs" / f"{dataset.name}_{split}.trec")
-        out[f"{dataset.name}/{split}"] = score_run(run, dataset.qrels[split], e.measures)
+    with tempfile.TemporaryDirectory(prefix="scaling-index-") as tmp:
+        index_dir = Path(run_dir) / "index" / dataset.name if run_dir is not None else Path(tmp) / "index"
+        built = exporter.build(docs, docids, index_dir)
+        for split in splits:
+            queries = dataset.split_queries(split)
+            qids = list(queries)
+            q = encode_texts(lambda t: module.head.postprocess(module.encode(t), "query"), q_tok,
+                             list(queries.values()), e.batch_size,
+                             f"encode {split} queries", progress)
+            run, stats = exporter.search(q, qids, e.k)
+            if run_dir is not None:
+                write_trec_run(run, Path(run_dir) / "runs" / f"{dataset.name}_{split}.trec")
+            out[f"{dataset.name}/{split}"] = {**score_run(run, dataset.qrels[split], e.measures),
+                                              **built, **stats}
     module.train(was_training)
     return out
 
@@ -205,6 +215,15 @@ def train(cfg: RunConfig, module, datamodule, plan, run_dir: Path) -> None:
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
 
 
+def table_columns(references: dict, baseline: dict) -> dict:
+    """The reference systems and the untrained backbone, in table order."""
+    from scaling.baselines import LABELS
+    columns = {LABELS[name]: m for name, m in references.items()}
+    if baseline:
+        columns["untrained (step 0)"] = baseline
+    return columns
+
+
 def run(cfg: RunConfig) -> dict:
     """Train and evaluate one configuration; returns (and writes) the result record."""
     import torch
@@ -239,6 +258,8 @@ def run(cfg: RunConfig) -> dict:
     module = RetrieverModule(backbone.body, head, loss, cfg.trainer.lr, cfg.trainer.warmup_ratio,
                              cfg.trainer.weight_decay, plan.steps)
 
+    from scaling.baselines import reference_metrics
+    references = reference_metrics(cfg, dataset, data_dir, splits)
     baseline = {}
     if cfg.eval.baseline:
         baseline = baseline_metrics(module, backbone.tokenizer, cfg, dataset, data_dir, splits)
@@ -253,11 +274,11 @@ def run(cfg: RunConfig) -> dict:
     metrics = evaluate_encoder(module, backbone.tokenizer, cfg, dataset, splits, run_dir)
     t_eval = time.time() - t_eval
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": baseline,
-              "checkpoint": str(ckpt), "budget": plan.as_dict(),
+              "reference_metrics": references, "checkpoint": str(ckpt), "budget": plan.as_dict(),
               "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),
                            "total": round(time.time() - t0, 1)}}
     write_json_atomic(run_dir / "result.json", result)
-    columns = {"untrained (step 0)": baseline} if baseline else {}
+    columns = table_columns(references, baseline)
     columns[f"trained ({plan.steps} steps)"] = metrics
     print(format_table(columns), flush=True)
     print(f"[run] wrote {run_dir / 'result.json'} ({result['timing_s']['total']:.0f} s)", flush=True)
@@ -279,16 +300,18 @@ def evaluate_checkpoint(conf: dict) -> dict:
     data_dir = corpora.dataset_dir(cfg.data, cache_path(cfg))
     dataset = corpora.load(cfg.data, cache_path(cfg))
     splits = cfg.data.eval_splits
+    from scaling.baselines import reference_metrics
+    references = reference_metrics(cfg, dataset, data_dir, splits)
     baseline = {}
     if cfg.eval.baseline:
         baseline = baseline_metrics(module, tokenizer, cfg, dataset, data_dir, splits)
     metrics = evaluate_encoder(module, tokenizer, cfg, dataset, splits, run_dir)
     budget_path = Path(conf["checkpoint"]).expanduser().parent / "budget.json"
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": baseline,
-              "checkpoint": str(Path(conf["checkpoint"]).expanduser()),
+              "reference_metrics": references, "checkpoint": str(Path(conf["checkpoint"]).expanduser()),
               "budget": json.loads(budget_path.read_text()) if budget_path.exists() else {}}
     write_json_atomic(run_dir / "result.json", result)
-    columns = {"untrained (step 0)": baseline} if baseline else {}
+    columns = table_columns(references, baseline)
     columns["checkpoint"] = metrics
     print(format_table(columns), flush=True)
     print(f"[evaluate] wrote {run_dir / 'result.json'}", flush=True)

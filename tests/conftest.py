@@ -54,7 +54,7 @@ def tiny_overrides(small_beir, tmp_path):
     """Overrides for a seconds-long run of the tiny model on the small BEIR folder."""
     return ["size=tiny", "data=beir", f"data.path={small_beir}", "budget=steps",
             "budget.steps=3", "trainer.batch_size=4", "logger=none", "eval.batch_size=32",
-            f"cache_dir={tmp_path / 'cache'}", "trainer.checkpoint_every=2"]
+            f"cache_dir={tmp_path / 'cache'}", "trainer.checkpoint_every=2", "eval.baselines=[]"]
 
 
 @pytest.fixture(scope="session")

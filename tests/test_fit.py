@@ -12,6 +12,8 @@ from scaling.config import parse
 from scaling.experiment import RunExistsError, evaluate_checkpoint, run
 
 KEYS = {"nDCG@10", "RR@10", "R@100", "R@1000"}
+INDEX_KEYS = {"index_MB", "build_s", "p50_ms", "p95_ms", "QPS"}
+SPARSE_KEYS = {"q_nonzero", "d_nonzero", "FLOPS"}
 
 
 def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_path):
@@ -20,7 +22,7 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
     assert set(on_disk) >= {"config", "metrics", "baseline_metrics", "checkpoint", "budget"}
     assert set(on_disk["metrics"]) == {"small/test"} == set(on_disk["baseline_metrics"])
-    assert set(on_disk["metrics"]["small/test"]) == KEYS
+    assert set(on_disk["metrics"]["small/test"]) >= KEYS | {"index_MB", "build_s", "p50_ms", "p95_ms", "QPS"}
     assert on_disk["budget"]["steps"] == 3
     logged = (tmp_path / "run" / "runs" / "small_test.trec").read_text().splitlines()
     assert len({line.split()[0] for line in logged}) == 30
@@ -106,9 +108,32 @@ def test_every_paradigm_and_loss_fits(paradigm, loss, tiny_overrides, teacher_fi
         "logger=csv", "trainer.log_every=1", "eval.batch_size=16", "data.doc_len=24",
         "data.query_len=12"]))
     result = run(cfg)
-    assert set(result["metrics"]["small/test"]) == KEYS
+    assert set(result["metrics"]["small/test"]) == KEYS | INDEX_KEYS | (SPARSE_KEYS if paradigm == "sparse" else set())
     header = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     for term in cfg.loss.terms + cfg.paradigm.terms:
         assert f"train/{term['name']}" in header
     if paradigm == "sparse":
         assert {"train/q_nonzero", "train/d_nonzero", "train/flops"} <= set(header)
+
+
+def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_path, capsys):
+    """BM25 (in-process Lucene searcher) equals the batch SearchCollection path; MiniLM runs zero-shot."""
+    from scaling.baselines import reference_metrics
+    from scaling.data import corpora
+    from scaling.evaluation import score_run
+    from scaling.index import bm25
+    from scaling.prepare import paths
+    cfg = parse(compose(tiny_overrides + ["eval.baselines=[bm25,minilm]", "eval.k=100"]))
+    data_dir = corpora.dataset_dir(cfg.data, cfg.cache_dir)
+    data = corpora.load(cfg.data, cfg.cache_dir)
+    refs = reference_metrics(cfg, data, data_dir, ["test"])
+    assert set(refs) == {"bm25", "minilm"}
+    batch = bm25.search(paths(cfg).bm25 / "index", data.split_queries("test"), cfg.data.bm25, hits=100)
+    want = score_run(batch, data.qrels["test"])
+    for m in KEYS:
+        assert refs["bm25"]["small/test"][m] == pytest.approx(want[m], abs=1e-3)
+    assert set(refs["minilm"]["small/test"]) >= KEYS | INDEX_KEYS
+    assert refs["minilm"]["small/test"]["nDCG@10"] > 0.2  # a real pretrained model, not noise
+    capsys.readouterr()
+    assert reference_metrics(cfg, data, data_dir, ["test"]) == refs
+    assert "cached" in capsys.readouterr().out

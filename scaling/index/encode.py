@@ -14,10 +14,13 @@ from scaling.data.collate import Tokenize
 
 @torch.inference_mode()
 def encode_texts(encode_fn, tok: Tokenize, texts: list[str], batch_size: int = 64,
-                 desc: str = "encode", progress: bool = True) -> torch.Tensor:
-    """texts -> (N, dim) float32 representations, in input order."""
+                 desc: str = "encode", progress: bool = True, by_length: bool = True) -> torch.Tensor:
+    """texts -> (N, dim) float32 representations, in input order.
+
+    ``by_length=False`` batches in input order (the naive baseline benchmarks compare against).
+    """
     ids = tok.ids(texts)
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i])) if by_length else list(range(len(ids)))
     out: list[torch.Tensor | None] = [None] * len(ids)
     bar = tqdm(total=len(ids), desc=desc, unit="text", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):

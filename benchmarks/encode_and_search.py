@@ -1,0 +1,145 @@
+"""Benchmark, one run, ratios against a baseline measured in the same run, on the built-in corpus:
+
+1. Encoding throughput: batches of similar length (what evaluation does) vs batches in corpus
+   order (naive padding), with the default backbone and dense head.
+2. Sparse search latency: the Lucene impact index (quantised x100, documents pruned to their top
+   256 terms) vs brute force over the same quantised vectors (scipy CSR dot products), one query
+   at a time, for the same queries; plus the index's size and build time.
+
+    python benchmarks/encode_and_search.py [--docs 1024] [--queries 200] [--batch 32]
+
+Prints a table; nothing is asserted (timings are machine facts, not test outcomes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def compose(overrides):
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from scaling.config import parse
+    with initialize_config_dir(config_dir=str(ROOT / "recipes" / "conf"), version_base="1.3"):
+        return parse(OmegaConf.to_container(hcompose("config", overrides=overrides), resolve=True))
+
+
+def encoder(cfg):
+    from scaling.data.collate import tokenizers_for
+    from scaling.experiment import build_model
+    from scaling.module import RetrieverModule
+    backbone, head, loss = build_model(cfg)
+    module = RetrieverModule(backbone.body, head, loss, 1e-4, 0.1, 0.0, 1).eval()
+    q_tok, d_tok = tokenizers_for(backbone.tokenizer, cfg.model, cfg.paradigm.head, cfg.data.query_len,
+                                  cfg.data.doc_len)
+    return module, backbone.tokenizer, q_tok, d_tok
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=1024, help="documents to encode in part 1")
+    ap.add_argument("--queries", type=int, default=200, help="queries timed in part 2")
+    ap.add_argument("--batch", type=int, default=32)
+    args = ap.parse_args()
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from scaling.data import corpora
+    from scaling.index import impact
+    from scaling.index.encode import encode_texts
+    cfg = compose([])
+    data = corpora.load(cfg.data, Path(cfg.cache_dir).expanduser())
+    rng = np.random.default_rng(0)
+    docids = list(data.corpus)
+    sample = [docids[i] for i in rng.choice(len(docids), min(args.docs, len(docids)), replace=False)]
+    texts = [data.corpus[d] for d in sample]
+    rows = []
+
+    module, _, _, d_tok = encoder(cfg)
+    fn = lambda t: module.head.postprocess(module.encode(t), "doc")  # noqa: E731
+    encode_texts(fn, d_tok, texts[:args.batch], args.batch, progress=False)  # warm-up
+    timing = {}
+    for name, by_length in (("naive (corpus order)", False), ("length-bucketed", True)):
+        t = time.perf_counter()
+        out = encode_texts(fn, d_tok, texts, args.batch, progress=False, by_length=by_length)
+        timing[name] = len(texts) / (time.perf_counter() - t)
+    assert out.shape[0] == len(texts)
+    base = timing["naive (corpus order)"]
+    for name, v in timing.items():
+        rows.append(("encode dense (texts/s)", name, f"{v:.1f}", f"{v / base:.2f}x"))
+
+    # part 2: sparse vectors of the whole corpus from the default backbone with the sparse head
+    scfg = compose(["paradigm=sparse"])
+    module, tokenizer, q_tok, d_tok = encoder(scfg)
+    names = impact.safe_token_names(tokenizer, module.head.vocab_size)
+    t = time.perf_counter()
+    dw = encode_texts(lambda x: module.head.postprocess(module.encode(x), "doc"), d_tok,
+                      [data.corpus[d] for d in docids], 64, desc="encode corpus (sparse)")
+    enc_s = time.perf_counter() - t
+    dvecs = impact.quantise(dw, names)
+    queries = data.split_queries("test")
+    qids = list(queries)[:args.queries]
+    qw = encode_texts(lambda x: module.head.postprocess(module.encode(x), "query"), q_tok,
+                      [queries[q] for q in qids], 64, desc="encode queries (sparse)")
+    qvecs = dict(zip(qids, impact.quantise(qw, names)))
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = impact.build_index(docids, dvecs, Path(tmp) / "impact")
+        impact.search(Path(tmp) / "impact", dict(list(qvecs.items())[:5]), 1000)  # JVM warm-up
+        t = time.perf_counter()
+        run, lat = impact.search(Path(tmp) / "impact", qvecs, 1000)
+        lucene_qps = len(qids) / (time.perf_counter() - t)
+    col = {n: i for i, n in enumerate(names)}
+    def csr(vecs):
+        r, c, v = [], [], []
+        for i, vec in enumerate(vecs):
+            for tok, w in vec.items():
+                r.append(i), c.append(col[tok]), v.append(w)
+        return sp.csr_matrix((v, (r, c)), shape=(len(vecs), len(names)), dtype=np.float32)
+    D = csr(dvecs).T.tocsr()  # (V, N)
+    Q = csr([qvecs[q] for q in qids])
+    brute = []
+    t = time.perf_counter()
+    for i in range(len(qids)):
+        s = time.perf_counter()
+        scores = (Q[i] @ D).toarray().ravel()
+        top = np.argpartition(-scores, min(1000, len(scores) - 1))[:1000]
+        top[np.argsort(-scores[top])]
+        brute.append(time.perf_counter() - s)
+    brute_qps = len(qids) / (time.perf_counter() - t)
+    agree = np.mean([set(sorted(run[q], key=lambda d: -run[q][d])[:10]) ==
+                     set(sorted(impact.brute_force({q: qvecs[q]}, docids, dvecs, 10)[q])) for q in qids[:20]])
+    nz_d = np.mean([len(v) for v in dvecs])
+    nz_q = np.mean([len(v) for v in qvecs.values()])
+    for name, lats, qps in (("brute force (scipy CSR)", brute, brute_qps), ("Lucene impact", lat, lucene_qps)):
+        rows.append(("sparse search p50 (ms)", name, f"{1000 * statistics.median(lats):.2f}",
+                     f"{statistics.median(brute) / statistics.median(lats):.2f}x"))
+        rows.append(("sparse search p95 (ms)", name, f"{1000 * pct(lats, 95):.2f}",
+                     f"{pct(brute, 95) / pct(lats, 95):.2f}x"))
+        rows.append(("sparse search QPS", name, f"{qps:.1f}", f"{qps / brute_qps:.2f}x"))
+    print(f"\ncorpus {len(docids)} docs; sparse non-zeros: {nz_d:.0f}/doc, {nz_q:.0f}/query; impact index "
+          f"{stats['bytes'] / 1e6:.1f} MB built in {stats['seconds']:.1f} s; corpus encode {enc_s:.0f} s; "
+          f"top-10 sets equal to brute force on {100 * agree:.0f}% of 20 queries")
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    print(f"{'measure':<{w[0]}}  {'method':<{w[1]}}  {'value':>{w[2]}}  {'vs baseline':>11}")
+    for r in rows:
+        print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>11}")
+
+
+if __name__ == "__main__":
+    main()
