@@ -303,8 +303,12 @@ def evaluate_checkpoint(conf: dict) -> dict:
     from scaling.baselines import reference_metrics
     references = reference_metrics(cfg, dataset, data_dir, splits)
     baseline = {}
-    if cfg.eval.baseline:
-        baseline = baseline_metrics(module, tokenizer, cfg, dataset, data_dir, splits)
+    if cfg.eval.baseline:  # the untrained backbone: a fresh model, not the loaded checkpoint
+        from scaling.module import RetrieverModule
+        backbone, head, loss = build_model(cfg)
+        untrained = RetrieverModule(backbone.body, head, loss, 1e-4, 0.0, 0.0, 1)
+        baseline = baseline_metrics(untrained, tokenizer, cfg, dataset, data_dir, splits)
+        del untrained, backbone
     metrics = evaluate_encoder(module, tokenizer, cfg, dataset, splits, run_dir)
     budget_path = Path(conf["checkpoint"]).expanduser().parent / "budget.json"
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": baseline,

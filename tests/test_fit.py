@@ -42,6 +42,15 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
         assert again["metrics"]["small/test"][k] == pytest.approx(result["metrics"]["small/test"][k],
                                                                   abs=1e-6)
 
+    # Its untrained column is the backbone itself (recomputed here in a fresh cache), not the checkpoint.
+    conf = compose(["data=beir", f"data.path={tiny_overrides[2].split('=', 1)[1]}", "eval.baselines=[]",
+                    f"run_dir={tmp_path / 'eval2'}", f"checkpoint={result['checkpoint']}",
+                    f"cache_dir={tmp_path / 'cache2'}"], config_name="evaluate")
+    fresh = evaluate_checkpoint(conf)
+    for k in KEYS:
+        assert fresh["baseline_metrics"]["small/test"][k] == pytest.approx(
+            result["baseline_metrics"]["small/test"][k], abs=1e-6)
+
     # A finished run is never overwritten silently.
     with pytest.raises(RunExistsError, match="overwrite=true"):
         run(cfg)
