@@ -32,14 +32,12 @@ def _key(name: str, cfg: RunConfig, dataset_dir: Path, splits) -> str:
 
 def bm25_metrics(cfg: RunConfig, dataset, splits) -> dict:
     from scaling import prepare
+    from scaling.data.formats import size_on_disk
     from scaling.evaluation import score_run
     from scaling.index import bm25, lucene, searcher
-    from scaling.index.dense import size_on_disk
-    from scaling.index.export import _latency_stats
-    p = prepare.paths(cfg)
-    prepare.guard(p.bm25, dataclasses.asdict(cfg.data.bm25))
+    from scaling.index.export import latency_stats
     t = time.perf_counter()
-    index = bm25.build_index(dataset.corpus, p.bm25 / "index", cfg.data.bm25)
+    index = prepare.bm25_index(cfg, dataset, log=lambda m: None)
     built = {"index_MB": size_on_disk(index) / 1e6, "build_s": time.perf_counter() - t}
     out = {}
     for split in splits:
@@ -48,7 +46,7 @@ def bm25_metrics(cfg: RunConfig, dataset, splits) -> dict:
         run, lat = searcher.search({"kind": "bm25", "index": str(index), "k": cfg.eval.k,
                                     "k1": cfg.data.bm25.k1, "b": cfg.data.bm25.b, "queries": queries})
         out[f"{dataset.name}/{split}"] = {**score_run(run, dataset.qrels[split], cfg.eval.measures), **built,
-                                          **_latency_stats(lat, sum(lat), len(lat))}
+                                          **latency_stats(lat, sum(lat), len(lat))}
     return out
 
 

@@ -142,14 +142,22 @@ def make_groups(run, qrels, doc_ids: list[str], depth: int) -> tuple[list[dict],
     return groups, topped
 
 
+def bm25_index(cfg: RunConfig, dataset, log=print) -> Path:
+    """The dataset's BM25 index under the prepared folder (built once, settings guarded)."""
+    from scaling.index import bm25
+    p = paths(cfg)
+    guard(p.bm25, dataclasses.asdict(cfg.data.bm25))
+    t = time.time()
+    index = bm25.build_index(dataset.corpus, p.bm25 / "index", cfg.data.bm25)
+    log(f"[prepare] bm25 index: {index} ({time.time() - t:.1f} s)")
+    return index
+
+
 def prepare_bm25(cfg: RunConfig, dataset, log=print) -> dict:
     """Index, search the training (and report) split, write the groups; returns the runs."""
     from scaling.index import bm25, lucene
     p = paths(cfg)
-    guard(p.bm25, dataclasses.asdict(cfg.data.bm25))
-    t = time.time()
-    bm25.build_index(dataset.corpus, p.bm25 / "index", cfg.data.bm25)
-    log(f"[prepare] bm25 index: {p.bm25 / 'index'} ({time.time() - t:.1f} s)")
+    bm25_index(cfg, dataset, log)
     runs = {}
     for split in dict.fromkeys([cfg.data.train_split, cfg.teacher.report_split]):
         if split not in dataset.qrels:

@@ -28,7 +28,7 @@ def test_faiss_flat_equals_brute_force(tmp_path):
     docs, queries = torch.randn(500, 48, generator=g), torch.randn(20, 48, generator=g)
     docids, qids = [f"d{i}" for i in range(500)], [f"q{i}" for i in range(20)]
     index = dense.build(docs.numpy(), "flat")
-    run, _ = dense.search(index, docids, queries.numpy(), qids, 100)
+    run = dense.search(index, docids, queries.numpy(), qids, 100)
     _same_top(run, exact_search(queries, docs, qids, docids, 100), k=100)
     dense.save(index, docids, tmp_path / "idx", {"kind": "flat"})
     loaded, ids, meta = dense.load(tmp_path / "idx")
@@ -43,7 +43,7 @@ def test_approximate_indexes_find_the_exact_neighbours_mostly(kind, kwargs):
     docs = centres[torch.arange(1000) % 10] + torch.randn(1000, 32, generator=g)
     queries = centres[torch.arange(30) % 10] + torch.randn(30, 32, generator=g)
     docids, qids = [f"d{i}" for i in range(1000)], [f"q{i}" for i in range(30)]
-    run, _ = dense.search(dense.build(docs.numpy(), kind, **kwargs), docids, queries.numpy(), qids, 10)
+    run = dense.search(dense.build(docs.numpy(), kind, **kwargs), docids, queries.numpy(), qids, 10)
     exact = exact_search(queries, docs, qids, docids, 10)
     overlap = np.mean([len(set(run[q]) & set(exact[q])) / 10 for q in qids])
     assert overlap > 0.5, overlap

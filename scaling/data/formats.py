@@ -190,6 +190,12 @@ def atomic_dir(final: Path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def size_on_disk(path: Path) -> int:
+    """Bytes under a folder (or of one file)."""
+    path = Path(path)
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
 def write_atomic(path: Path, write) -> None:
     """Call ``write(file)`` on a temp file in the same folder, then rename it to ``path``."""
     path = Path(path)

@@ -11,10 +11,7 @@ What goes to disk: ``<dir>/index`` (a Lucene index; built once, atomically) and
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -46,21 +43,9 @@ def _prepare(text: str, cfg) -> str:
 
 def build_index(corpus: dict[str, str], index_dir: Path, cfg, threads: int = 2) -> Path:
     """Index ``corpus`` (id -> text) for BM25 under ``index_dir`` (skipped when it exists)."""
-    index_dir = Path(index_dir)
-    if lucene.index_exists(index_dir):
-        return index_dir
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".docs.", dir=index_dir.parent))
-    try:
-        with (staging / "docs.jsonl").open("w", encoding="utf-8") as f:
-            for docid, text in tqdm(corpus.items(), desc="bm25 staging", unit="doc",
-                                    disable=len(corpus) < 50_000):
-                if any(c.isspace() for c in docid):
-                    raise ValueError(f"document id {docid!r} contains whitespace (TREC runs cannot hold it)")
-                f.write(json.dumps({"id": docid, "contents": _prepare(text, cfg)}) + "\n")
-        return lucene.build_index(staging, index_dir, threads=threads)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    records = ({"id": d, "contents": _prepare(t, cfg)}
+               for d, t in tqdm(corpus.items(), desc="bm25 staging", unit="doc", disable=len(corpus) < 50_000))
+    return lucene.index_records(records, index_dir, threads=threads)
 
 
 def search(index_dir: Path, queries: dict[str, str], cfg, hits: int | None = None,

@@ -56,20 +56,17 @@ def build(vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ef_search: 
 
 
 def search(index, docids: list[str], queries: np.ndarray, qids: list[str], k: int):
-    """Batch search -> ({qid: {docid: score}}, seconds)."""
-    k = min(k, index.ntotal)
-    t = time.perf_counter()
-    scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    seconds = time.perf_counter() - t
-    run = {qid: {docids[j]: float(s) for s, j in zip(srow, jrow) if j >= 0}
-           for qid, srow, jrow in zip(qids, scores, rows)}
-    return run, seconds
+    """Batch search -> {qid: {docid: score}}."""
+    scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, index.ntotal))
+    return {qid: {docids[j]: float(s) for s, j in zip(srow, jrow) if j >= 0}
+            for qid, srow, jrow in zip(qids, scores, rows)}
 
 
-def latencies(index, queries: np.ndarray, k: int) -> list[float]:
-    """Seconds per query, one query at a time (what a server answering one user sees)."""
+def latencies(index, queries: np.ndarray, k: int, sample: int = 200) -> list[float]:
+    """Seconds per query, one at a time (what a server answering one user sees), for the first
+    ``sample`` queries: the run itself comes from one batch search."""
     out = []
-    for row in np.ascontiguousarray(queries, dtype=np.float32):
+    for row in np.ascontiguousarray(queries[:sample], dtype=np.float32):
         t = time.perf_counter()
         index.search(row[None], min(k, index.ntotal))
         out.append(time.perf_counter() - t)
@@ -95,7 +92,3 @@ def load(out_dir: Path):
     return (faiss.read_index(str(out_dir / "index.faiss")), json.loads((out_dir / "docids.json").read_text()),
             json.loads((out_dir / "meta.json").read_text()))
 
-
-def size_on_disk(path: Path) -> int:
-    path = Path(path)
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size

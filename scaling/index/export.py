@@ -24,7 +24,7 @@ EXPORTERS: dict[str, type] = {}
 register = registrar(EXPORTERS)
 
 
-def _latency_stats(lat: list[float], seconds: float, n: int) -> dict[str, float]:
+def latency_stats(lat: list[float], seconds: float, n: int) -> dict[str, float]:
     s = sorted(lat)
     p95 = s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))] if s else 0.0
     return {"p50_ms": 1000 * (statistics.median(s) if s else 0.0), "p95_ms": 1000 * p95,
@@ -44,13 +44,14 @@ class FaissExport:
         dense.save(self.index, docids, out_dir, {"kind": self.cfg.index, "dim": docs.shape[1],
                                                  "count": len(docids), "build_s": seconds})
         self.docids = docids
-        return {"index_MB": dense.size_on_disk(out_dir) / 1e6, "build_s": seconds}
+        from scaling.data.formats import size_on_disk
+        return {"index_MB": size_on_disk(out_dir) / 1e6, "build_s": seconds}
 
     def search(self, queries: torch.Tensor, qids: list[str], k: int):
         from scaling.index import dense
-        run, seconds = dense.search(self.index, self.docids, queries.numpy(), qids, k)
+        run = dense.search(self.index, self.docids, queries.numpy(), qids, k)
         lat = dense.latencies(self.index, queries.numpy(), k)
-        return run, _latency_stats(lat, sum(lat), len(lat))
+        return run, latency_stats(lat, sum(lat), len(lat))
 
 
 @register("sparse")
@@ -74,7 +75,7 @@ class ImpactExport:
         from scaling.index import impact
         qvecs = dict(zip(qids, impact.quantise(queries, self.names, self.cfg.quantization)))
         run, lat = impact.search(self.out_dir, qvecs, k)
-        stats = _latency_stats(lat, sum(lat), len(qids))
+        stats = latency_stats(lat, sum(lat), len(qids))
         q_df = Counter(w for v in qvecs.values() for w in v)
         d_df = Counter(w for v in self.dvecs for w in v)
         flops = sum(c / max(1, len(qvecs)) * d_df[w] / max(1, self.n_docs) for w, c in q_df.items())

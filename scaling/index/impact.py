@@ -12,9 +12,6 @@ What goes to disk: ``<index_dir>/`` (a Lucene index; its staging collection is t
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,22 +46,10 @@ def quantise(weights: torch.Tensor, names: list[str], factor: float = 100.0) -> 
 
 def build_index(docids: list[str], vectors: list[dict[str, int]], index_dir: Path, threads: int = 2) -> dict:
     """Index quantised document vectors; returns {"seconds", "bytes"} (skipped when present)."""
-    index_dir = Path(index_dir)
+    from scaling.data.formats import size_on_disk
     t = time.perf_counter()
-    if not lucene.index_exists(index_dir):
-        index_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".vectors.", dir=index_dir.parent))
-        try:
-            with (staging / "docs.jsonl").open("w", encoding="utf-8") as f:
-                for docid, vec in zip(docids, vectors):
-                    if any(c.isspace() for c in docid):
-                        raise ValueError(f"document id {docid!r} contains whitespace (TREC runs cannot hold it)")
-                    f.write(json.dumps({"id": docid, "contents": "", "vector": vec}, ensure_ascii=False) + "\n")
-            lucene.build_index(staging, index_dir, collection="JsonVectorCollection",
-                               extra=["-impact", "-pretokenized"], threads=threads)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    from scaling.index.dense import size_on_disk
+    lucene.index_records(({"id": d, "contents": "", "vector": v} for d, v in zip(docids, vectors)), index_dir,
+                         "JsonVectorCollection", ["-impact", "-pretokenized"], threads)
     return {"seconds": time.perf_counter() - t, "bytes": size_on_disk(index_dir)}
 
 

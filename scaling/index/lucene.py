@@ -102,6 +102,28 @@ def build_index(docs_dir: Path, index_dir: Path, collection: str = "JsonCollecti
     return index_dir
 
 
+def index_records(records, index_dir: Path, collection: str = "JsonCollection", extra: list[str] = (),
+                  threads: int = 2) -> Path:
+    """Stage ``records`` ({"id", ...} dicts) as one jsonl in a temporary folder and index them
+    (skipped when ``index_dir`` holds an index). Ids with whitespace are refused: TREC runs
+    cannot hold them."""
+    import json
+    index_dir = Path(index_dir)
+    if index_exists(index_dir):
+        return index_dir
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=index_dir.parent))
+    try:
+        with (staging / "docs.jsonl").open("w", encoding="utf-8") as f:
+            for rec in records:
+                if any(c.isspace() for c in rec["id"]):
+                    raise ValueError(f"document id {rec['id']!r} contains whitespace (TREC runs cannot hold it)")
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        return build_index(staging, index_dir, collection, extra, threads)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def clean_text(text: str) -> str:
     """One line, no tabs: what Anserini's TSV topic reader accepts."""
     return " ".join(text.split())
