@@ -4,7 +4,8 @@
    order (naive padding), with the default backbone and dense head.
 2. Sparse search latency: the Lucene impact index (quantised x100, documents pruned to their top
    256 terms) vs brute force over the same quantised vectors (scipy CSR dot products), one query
-   at a time, for the same queries; plus the index's size and build time.
+   at a time, for the same queries, with whole queries and with queries pruned to their top
+   ``--query-top-k`` terms (``paradigm.head.query_top_k``); plus the index's size and build time.
 
     python benchmarks/encode_and_search.py [--docs 1024] [--queries 200] [--batch 32]
 
@@ -55,6 +56,7 @@ def main():
     ap.add_argument("--docs", type=int, default=1024, help="documents to encode in part 1")
     ap.add_argument("--queries", type=int, default=200, help="queries timed in part 2")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--query-top-k", type=int, default=64, help="terms kept per query in the pruned rows")
     args = ap.parse_args()
 
     import numpy as np
@@ -62,7 +64,7 @@ def main():
 
     from scaling.data import corpora
     from scaling.index import impact
-    from scaling.index.encode import encode_texts
+    from scaling.index.encode import ROWS, encode_texts
     cfg = compose([])
     data = corpora.load(cfg.data, Path(cfg.cache_dir).expanduser())
     rng = np.random.default_rng(0)
@@ -90,21 +92,17 @@ def main():
     names = impact.safe_token_names(tokenizer, module.head.vocab_size)
     t = time.perf_counter()
     dw = encode_texts(lambda x: module.head.postprocess(module.encode(x), "doc"), d_tok,
-                      [data.corpus[d] for d in docids], 64, desc="encode corpus (sparse)")
+                      [data.corpus[d] for d in docids], 64, desc="encode corpus (sparse)", rows=ROWS["sparse"])
     enc_s = time.perf_counter() - t
     dvecs = impact.quantise(dw, names)
     queries = data.split_queries("test")
     qids = list(queries)[:args.queries]
     qw = encode_texts(lambda x: module.head.postprocess(module.encode(x), "query"), q_tok,
-                      [queries[q] for q in qids], 64, desc="encode queries (sparse)")
+                      [queries[q] for q in qids], 64, desc="encode queries (sparse)", rows=ROWS["sparse"])
     qvecs = dict(zip(qids, impact.quantise(qw, names)))
-    with tempfile.TemporaryDirectory() as tmp:
-        stats = impact.build_index(docids, dvecs, Path(tmp) / "impact")
-        impact.search(Path(tmp) / "impact", dict(list(qvecs.items())[:5]), 1000)  # JVM warm-up
-        t = time.perf_counter()
-        run, lat = impact.search(Path(tmp) / "impact", qvecs, 1000)
-        lucene_qps = len(qids) / (time.perf_counter() - t)
+    pruned = {q: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))[:args.query_top_k]) for q, v in qvecs.items()}
     col = {n: i for i, n in enumerate(names)}
+
     def csr(vecs):
         r, c, v = [], [], []
         for i, vec in enumerate(vecs):
@@ -112,21 +110,37 @@ def main():
                 r.append(i), c.append(col[tok]), v.append(w)
         return sp.csr_matrix((v, (r, c)), shape=(len(vecs), len(names)), dtype=np.float32)
     D = csr(dvecs).T.tocsr()  # (V, N)
-    Q = csr([qvecs[q] for q in qids])
-    brute = []
-    t = time.perf_counter()
-    for i in range(len(qids)):
-        s = time.perf_counter()
-        scores = (Q[i] @ D).toarray().ravel()
-        top = np.argpartition(-scores, min(1000, len(scores) - 1))[:1000]
-        top[np.argsort(-scores[top])]
-        brute.append(time.perf_counter() - s)
-    brute_qps = len(qids) / (time.perf_counter() - t)
+
+    def brute_force(qv):
+        Q, lat = csr([qv[q] for q in qids]), []
+        t = time.perf_counter()
+        for i in range(len(qids)):
+            s = time.perf_counter()
+            scores = (Q[i] @ D).toarray().ravel()
+            top = np.argpartition(-scores, min(1000, len(scores) - 1))[:1000]
+            top[np.argsort(-scores[top])]
+            lat.append(time.perf_counter() - s)
+        return lat, len(qids) / (time.perf_counter() - t)
+
+    results, runs = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = impact.build_index(docids, dvecs, Path(tmp) / "impact")
+        impact.search(Path(tmp) / "impact", dict(list(qvecs.items())[:5]), 1000)  # JVM warm-up
+        for label, qv in (("all terms", qvecs), (f"top-{args.query_top_k} terms", pruned)):
+            results[f"brute force (scipy CSR), {label}"] = brute_force(qv)
+            t = time.perf_counter()
+            runs[label], lat = impact.search(Path(tmp) / "impact", qv, 1000)
+            results[f"Lucene impact, {label}"] = (lat, len(qids) / (time.perf_counter() - t))
+    run = runs["all terms"]
     agree = np.mean([set(sorted(run[q], key=lambda d: -run[q][d])[:10]) ==
                      set(sorted(impact.brute_force({q: qvecs[q]}, docids, dvecs, 10)[q])) for q in qids[:20]])
+    top10 = lambda r, q: set(sorted(r[q], key=lambda d: (-r[q][d], d))[:10])  # noqa: E731
+    kept = np.mean([len(top10(runs["all terms"], q) & top10(runs[f"top-{args.query_top_k} terms"], q)) / 10
+                    for q in qids if runs["all terms"].get(q)])
     nz_d = np.mean([len(v) for v in dvecs])
     nz_q = np.mean([len(v) for v in qvecs.values()])
-    for name, lats, qps in (("brute force (scipy CSR)", brute, brute_qps), ("Lucene impact", lat, lucene_qps)):
+    brute, brute_qps = results["brute force (scipy CSR), all terms"]
+    for name, (lats, qps) in results.items():
         rows.append(("sparse search p50 (ms)", name, f"{1000 * statistics.median(lats):.2f}",
                      f"{statistics.median(brute) / statistics.median(lats):.2f}x"))
         rows.append(("sparse search p95 (ms)", name, f"{1000 * pct(lats, 95):.2f}",
@@ -134,7 +148,8 @@ def main():
         rows.append(("sparse search QPS", name, f"{qps:.1f}", f"{qps / brute_qps:.2f}x"))
     print(f"\ncorpus {len(docids)} docs; sparse non-zeros: {nz_d:.0f}/doc, {nz_q:.0f}/query; impact index "
           f"{stats['bytes'] / 1e6:.1f} MB built in {stats['seconds']:.1f} s; corpus encode {enc_s:.0f} s; "
-          f"top-10 sets equal to brute force on {100 * agree:.0f}% of 20 queries")
+          f"top-10 sets equal to brute force on {100 * agree:.0f}% of 20 queries; pruning queries to their "
+          f"top {args.query_top_k} terms keeps {100 * kept:.0f}% of the full query's top 10")
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     print(f"{'measure':<{w[0]}}  {'method':<{w[1]}}  {'value':>{w[2]}}  {'vs baseline':>11}")
     for r in rows:

@@ -1,9 +1,14 @@
-"""Evaluate a trained checkpoint on a dataset's splits.
+"""Evaluate a trained checkpoint, beside reference systems, on a dataset's splits.
 
     python recipes/evaluate.py checkpoint=RUN/checkpoint data=beir data.path=DIR run_dir=OUT
+    python recipes/evaluate.py checkpoint=RUN/checkpoint baseline=bm25     # BM25 beside it
+    python recipes/evaluate.py baseline=minilm data=msmarco                 # a reference system alone
+    python recipes/evaluate.py checkpoint=C run_dir=OUT eval.shard=auto     # one of a Slurm array's shards
 
-Writes OUT/result.json of the same shape as run.py's (metrics, and the untrained backbone's
-numbers as baseline_metrics unless eval.baseline=false).
+Writes OUT/result.json of the same shape as run.py's: metrics, the reference systems'
+(``baseline=``, default eval.baselines = [bm25, minilm]) as reference_metrics, and the untrained
+backbone's as baseline_metrics unless eval.untrained=false. With eval.shard each job encodes its
+blocks of the corpus into OUT/encoded/ and exits; the job that completes the corpus evaluates.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ def main(conf: DictConfig) -> None:
     from scaling.experiment import evaluate_checkpoint
     from scaling.data.formats import FormatError
     from scaling.experiment import RunExistsError
+    from scaling.index.encode import StoreMismatch
     try:
         evaluate_checkpoint(OmegaConf.to_container(conf, resolve=True, throw_on_missing=True))
-    except (ConfigError, RunExistsError, FormatError, FileNotFoundError) as e:
+    except (ConfigError, RunExistsError, FormatError, FileNotFoundError, StoreMismatch) as e:
         sys.exit(f"error: {e}")
 
 

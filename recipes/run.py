@@ -26,9 +26,10 @@ def main(conf: DictConfig) -> None:
     cfg = from_hydra(conf)
     from scaling.data.formats import FormatError
     from scaling.experiment import RunExistsError, run
+    from scaling.index.encode import StoreMismatch
     try:
         run(cfg)
-    except (ConfigError, RunExistsError, FormatError, FileNotFoundError) as e:
+    except (ConfigError, RunExistsError, FormatError, FileNotFoundError, StoreMismatch) as e:
         sys.exit(f"error: {e}")
 
 

@@ -211,7 +211,8 @@ class TeacherConfig:
     candidates: int = 7
     """BM25 negatives scored per training query, beside its positives (the KL's candidate pool)."""
     shard: str | None = None
-    """'i/n' scores only shard i of n (0-based); null reads SLURM_ARRAY_TASK_ID/COUNT, else 0/1."""
+    """'i/n' scores only shard i of n (0-based); null reads SLURM_ARRAY_TASK_ID/COUNT, else the
+    launcher's RANK/WORLD_SIZE, else 0/1."""
     report_split: str = "dev"
     report_depth: int = 100
     """The report card re-ranks BM25's top-N on ``report_split``."""
@@ -221,8 +222,8 @@ class TeacherConfig:
     def __post_init__(self):
         _check(self.max_len > 8, "teacher.max_len", "must be > 8")
         _check(self.candidates >= 0, "teacher.candidates", "must be >= 0")
-        if self.shard is not None:
-            from teachers.shards import parse_shard
+        if self.shard not in (None, "auto"):
+            from scaling.distributed import parse_shard
             try:
                 parse_shard(self.shard)
             except ValueError as e:
@@ -293,13 +294,22 @@ class EvalConfig:
 
     name: str = "default"
     batch_size: int = 64
+    device: str = "auto"
+    """Where to encode: auto (this process's GPU when CUDA is present, else the CPU), cpu, cuda:N."""
+    precision: str = "32"
+    """Encoding precision: 32 (float32) or bf16 (bfloat16 autocast)."""
+    shard: str | None = None
+    """'i/n' encodes only corpus blocks i, i+n, ... (then exits unless the corpus is complete);
+    'auto' reads the Slurm array task, else the launcher's RANK/WORLD_SIZE; null: all blocks."""
+    block: int = 4096
+    """Documents per encoded block file under RUN_DIR/encoded/ (the unit of sharding and resume)."""
     doc_len: int | None = None
     """Maximum document tokens at evaluation; null uses data.doc_len."""
     query_len: int | None = None
     query_instruction: str = ""
     """Text prepended to every evaluation query (after the model's query prefix)."""
     k: int = 1000
-    baseline: bool = True
+    untrained: bool = True
     """Also evaluate the untrained backbone (step 0), cached across runs."""
     baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm"])
     """Reference systems on the same table: bm25 (Lucene), minilm (the packaged all-MiniLM-L6-v2)."""
@@ -310,6 +320,18 @@ class EvalConfig:
     measures: list[str] = field(default_factory=lambda: ["nDCG@10", "RR@10", "R@100", "R@1000"])
 
     def __post_init__(self):
+        self.precision = str(self.precision)  # eval.precision=32 arrives as an int
+        _check(self.precision in ("32", "bf16"), "eval.precision", f"must be 32 or bf16, got {self.precision!r}")
+        _check(self.block > 0, "eval.block", "must be positive")
+        for name in ("doc_len", "query_len"):
+            v = getattr(self, name)
+            _check(v is None or v > 0, f"eval.{name}", "must be positive or null")
+        if self.shard not in (None, "auto"):
+            from scaling.distributed import parse_shard
+            try:
+                parse_shard(self.shard)
+            except ValueError as e:
+                raise ConfigError(f"eval.shard: {e}") from None
         _check(self.index in ("flat", "hnsw", "ivfpq"), "eval.index",
                f"must be flat, hnsw or ivfpq, got {self.index!r}")
         _check(self.quantization > 0, "eval.quantization", "must be positive")

@@ -72,44 +72,104 @@ def make_plan(cfg: RunConfig, head, world_size: int = 1):
 # ---------------------------------------------------------------- evaluation
 
 def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir=None,
-                     progress: bool = True) -> dict[str, dict[str, float]]:
+                     shard: tuple[int, int] | None = None, progress: bool = True) -> dict[str, dict[str, float]] | None:
     """Encode the corpus into the head kind's index (FAISS or Lucene impact; under
     ``run_dir/index/<dataset>`` when given), search each split's queries through it, score:
-    {"<dataset>/<split>": {measure: value, plus the index's size, build time, latency, QPS}}."""
+    {"<dataset>/<split>": {measure: value, plus the index's size, build time, latency, QPS}}.
+
+    With a ``run_dir`` the corpus vectors go to ``run_dir/encoded/<dataset>`` block by block
+    (``eval.shard``, or ``shard`` = (rank, world) after DDP training, splits the blocks across jobs;
+    a rerun skips finished blocks). Returns None where this job's part is done but the evaluation
+    is another's: array tasks leave it to whichever completes the corpus, ranks to rank 0.
+    """
+    import shutil
     import tempfile
 
     from scaling.data.collate import tokenizers_for
     from scaling.evaluation import score_run
-    from scaling.index.encode import encode_texts
+    from scaling.index import encode
     from scaling.index.export import build_exporter
     from scaling.index.search import write_trec_run
-    m, e = cfg.model, cfg.eval
-    was_training = module.training
+    e = cfg.eval
+    was_training, device = module.training, next(module.parameters()).device
     module.eval()
-    q_tok, d_tok = tokenizers_for(tokenizer, m, cfg.paradigm.head, e.query_len or cfg.data.query_len,
+    target = encode.pick_device(e.device)
+    module.to(target)
+    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, cfg.paradigm.head, e.query_len or cfg.data.query_len,
                                   e.doc_len or cfg.data.doc_len, e.query_instruction)
-    docids = list(dataset.corpus)
-    docs = encode_texts(lambda t: module.head.postprocess(module.encode(t), "doc"), d_tok,
-                        [dataset.corpus[d] for d in docids], e.batch_size,
-                        f"encode {dataset.name} corpus", progress)
     exporter = build_exporter(module.head.kind, e, tokenizer, module.head)
-    out = {}
+    out: dict | None = {}
     with tempfile.TemporaryDirectory(prefix="scaling-index-") as tmp:
-        index_dir = Path(run_dir) / "index" / dataset.name if run_dir is not None else Path(tmp) / "index"
-        built = exporter.build(docs, docids, index_dir)
-        for split in splits:
-            queries = dataset.split_queries(split)
-            qids = list(queries)
-            q = encode_texts(lambda t: module.head.postprocess(module.encode(t), "query"), q_tok,
-                             list(queries.values()), e.batch_size,
-                             f"encode {split} queries", progress)
-            run, stats = exporter.search(q, qids, e.k)
-            if run_dir is not None:
-                write_trec_run(run, Path(run_dir) / "runs" / f"{dataset.name}_{split}.trec")
-            out[f"{dataset.name}/{split}"] = {**score_run(run, dataset.qrels[split], e.measures),
-                                              **built, **stats}
+        root = Path(run_dir) if run_dir is not None else Path(tmp)
+        docs = _encode_corpus(module, cfg, d_tok, dataset, exporter.rows, root / "encoded" / dataset.name,
+                              target, None if run_dir is None else shard, run_dir is None, progress)
+        if docs is None:
+            out = None
+        else:
+            index_dir = root / "index" / dataset.name
+            shutil.rmtree(index_dir, ignore_errors=True)  # derived from the store: always rebuilt
+            built = exporter.build(docs, list(dataset.corpus), index_dir)
+            q_fn = encode.encoder_fn(module, "query", target, e.precision)
+            for split in splits:
+                queries = dataset.split_queries(split)
+                q = encode.encode_texts(q_fn, q_tok, list(queries.values()), e.batch_size,
+                                        f"encode {split} queries", progress, rows=exporter.rows)
+                run, stats = exporter.search(q, list(queries), e.k)
+                if run_dir is not None:
+                    write_trec_run(run, Path(run_dir) / "runs" / f"{dataset.name}_{split}.trec")
+                out[f"{dataset.name}/{split}"] = {**score_run(run, dataset.qrels[split], e.measures),
+                                                  **built, **stats}
+    module.to(device)
     module.train(was_training)
     return out
+
+
+def _encode_corpus(module, cfg: RunConfig, d_tok, dataset, rows, store: Path, device, shard, private: bool,
+                   progress: bool):
+    """A callable iterating the corpus's row blocks from ``store`` (in corpus order), after encoding
+    this job's missing blocks; None when the rest is another job's (see evaluate_encoder). A
+    ``private`` store is one process's own."""
+    import shutil
+
+    from scaling.distributed import launched_by_rank, resolve_shard
+    from scaling.index import encode
+    e, docids = cfg.eval, list(dataset.corpus)
+    if private:
+        shard, by_rank = (0, 1), False
+    else:
+        by_rank = shard is not None or launched_by_rank()
+        shard = shard or (resolve_shard(e.shard) if e.shard else (0, 1))
+    meta = {"weights": encode.weights_digest(module), "model": dataclasses.asdict(cfg.model),
+            "head": dataclasses.asdict(cfg.paradigm.head), "doc_len": d_tok.max_len, "precision": e.precision,
+            "docids": hashlib.sha1("\n".join(docids).encode()).hexdigest()[:16]}
+    texts = [dataset.corpus[d] for d in docids]
+
+    def encode_mine():
+        return encode.encode_blocks(encode.encoder_fn(module, "doc", device, e.precision), d_tok, texts, store,
+                                    rows, e.block, shard, meta, e.batch_size, f"encode {dataset.name} corpus",
+                                    progress)
+    try:
+        missing = encode_mine()
+    except encode.StoreMismatch:
+        if not cfg.overwrite:
+            raise
+        shutil.rmtree(store)  # overwrite=true replaces the run, its stale vectors included
+        missing = encode_mine()
+    if by_rank and shard[0] != 0:
+        return None
+    if missing and by_rank:
+        encode.wait_for_blocks(store, rows, len(docids), e.block)
+    elif missing:
+        print(f"[eval] {len(missing)} corpus blocks of {dataset.name} are still to be encoded by other "
+              f"shards (eval.shard); the shard that completes the corpus builds the index", flush=True)
+        return None
+    return lambda: encode.iter_blocks(store, rows, len(docids), e.block)
+
+
+def eval_settings(e) -> dict:
+    """The evaluation settings a result depends on (not where or in how many pieces it ran)."""
+    skip = ("baselines", "untrained", "device", "shard", "block", "batch_size")
+    return {k: v for k, v in dataclasses.asdict(e).items() if k not in skip}
 
 
 def baseline_key(cfg: RunConfig, dataset_dir: Path, splits) -> str:
@@ -117,7 +177,7 @@ def baseline_key(cfg: RunConfig, dataset_dir: Path, splits) -> str:
     model = dataclasses.asdict(cfg.model)
     model.pop("lora")
     parts = {"model": model, "head": dataclasses.asdict(cfg.paradigm.head),
-             "eval": dataclasses.asdict(cfg.eval), "data": [str(Path(dataset_dir).resolve()),
+             "eval": eval_settings(cfg.eval), "data": [str(Path(dataset_dir).resolve()),
              cfg.data.query_len, cfg.data.doc_len], "splits": list(splits)}
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -191,8 +251,9 @@ def _logger(cfg: RunConfig, run_dir: Path):
     return CSVLogger(save_dir=str(run_dir), name="logs", version="")
 
 
-def train(cfg: RunConfig, module, datamodule, plan, run_dir: Path) -> None:
-    """Fit for exactly plan.steps optimiser steps; resume from ckpt/last.ckpt when present."""
+def train(cfg: RunConfig, module, datamodule, plan, run_dir: Path) -> tuple[int, int]:
+    """Fit for exactly plan.steps optimiser steps; resume from ckpt/last.ckpt when present.
+    Returns this process's (rank, world size)."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     t = cfg.trainer
@@ -209,10 +270,13 @@ def train(cfg: RunConfig, module, datamodule, plan, run_dir: Path) -> None:
                         callbacks=callbacks, enable_model_summary=False,
                         default_root_dir=str(run_dir), num_sanity_val_steps=0,
                         use_distributed_sampler=False)  # EpochSampler slices ranks itself
+    import warnings  # Lightning can't see that DataPosition saves the sampler's place mid-epoch
+    warnings.filterwarnings("ignore", message=r".*dataloader is not resumable.*")
     last = ckpt_dir / "last.ckpt"
     if last.exists():
         print(f"[train] resuming from {last}", flush=True)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last.exists() else None)
+    return trainer.global_rank, trainer.world_size
 
 
 def table_columns(references: dict, baseline: dict) -> dict:
@@ -261,18 +325,28 @@ def run(cfg: RunConfig) -> dict:
     from scaling.baselines import reference_metrics
     references = reference_metrics(cfg, dataset, data_dir, splits)
     baseline = {}
-    if cfg.eval.baseline:
+    if cfg.eval.untrained:
         baseline = baseline_metrics(module, backbone.tokenizer, cfg, dataset, data_dir, splits)
     dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, cfg.paradigm.head,
                          cfg.trainer.batch_size, cfg.seed, cfg.trainer.num_workers, teacher_scores, pools)
     t_train = time.time()
-    train(cfg, module, dm, plan, run_dir)
+    rank, world = train(cfg, module, dm, plan, run_dir)
     t_train = time.time() - t_train
-    ckpt = save_checkpoint(run_dir / "checkpoint", module, cfg)
+    ckpt = run_dir / "checkpoint"
+    if rank == 0:
+        save_checkpoint(ckpt, module, cfg)
     print("[eval] trained model", flush=True)
     t_eval = time.time()
-    metrics = evaluate_encoder(module, backbone.tokenizer, cfg, dataset, splits, run_dir)
+    # after DDP training every rank encodes its share of the corpus; rank 0 waits and evaluates
+    metrics = evaluate_encoder(module, backbone.tokenizer, cfg, dataset, splits, run_dir,
+                               (rank, world) if world > 1 else None)
     t_eval = time.time() - t_eval
+    if rank != 0:
+        return {}
+    if metrics is None:  # eval.shard: the other shards finish with recipes/evaluate.py
+        print(f"[run] trained {ckpt}; evaluate the remaining shards with `python recipes/evaluate.py "
+              f"checkpoint={ckpt} run_dir={run_dir} eval.shard=...`", flush=True)
+        return {}
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": baseline,
               "reference_metrics": references, "checkpoint": str(ckpt), "budget": plan.as_dict(),
               "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),
@@ -285,38 +359,69 @@ def run(cfg: RunConfig) -> dict:
     return result
 
 
+def reference_names(value) -> list[str] | None:
+    """evaluate.py's ``baseline=``: bm25 | minilm | [bm25,minilm] | none -> a list; unset -> None."""
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else list(value)
+    names = [n for part in names for n in str(part).split(",") if n and n != "none"]
+    return names
+
+
 def evaluate_checkpoint(conf: dict) -> dict:
-    """recipes/evaluate.py: a checkpoint on any dataset's splits -> RUN_DIR/result.json."""
-    from scaling.config import DataConfig, EvalConfig, build
+    """recipes/evaluate.py: a checkpoint (and/or reference systems) on any dataset's splits ->
+    RUN_DIR/result.json. ``baseline=`` picks the reference systems (replacing eval.baselines);
+    without a checkpoint only they are evaluated, and with exactly one its numbers are ``metrics``."""
+    from scaling.config import ConfigError, DataConfig, EvalConfig, build
     from scaling.data import corpora
     from scaling.evaluation import format_table
+    names = reference_names(conf.get("baseline"))
+    checkpoint = conf.get("checkpoint")
+    if checkpoint is None and not names:
+        raise ConfigError("checkpoint: give checkpoint=RUN_DIR/checkpoint, or baseline=bm25|minilm "
+                          "to evaluate a reference system alone")
+    eval_conf = dict(conf["eval"], **({"baselines": names} if names is not None else {}))
     data_cfg = build(DataConfig, conf["data"], "data.")
-    eval_cfg = build(EvalConfig, conf["eval"], "eval.")
-    cfg, module, tokenizer = load_checkpoint(conf["checkpoint"], conf.get("cache_dir") or None)
+    eval_cfg = build(EvalConfig, eval_conf, "eval.")
+    if checkpoint is not None:
+        cfg, module, tokenizer = load_checkpoint(checkpoint, conf.get("cache_dir") or None)
+    else:
+        from scaling.config import BudgetConfig  # no training: the budget is a placeholder, not recorded
+        cfg, module = RunConfig(budget=BudgetConfig(name="none", steps=1),
+                                cache_dir=conf.get("cache_dir") or RunConfig.cache_dir), None
     cfg = dataclasses.replace(cfg, data=data_cfg, eval=eval_cfg, run_dir=conf.get("run_dir"),
                               overwrite=bool(conf.get("overwrite", False)))
     run_dir = prepare_run_dir(cfg)
-    print(f"[evaluate] {conf['checkpoint']} -> {run_dir}", flush=True)
+    print(f"[evaluate] {checkpoint or ', '.join(names)} -> {run_dir}", flush=True)
     data_dir = corpora.dataset_dir(cfg.data, cache_path(cfg))
     dataset = corpora.load(cfg.data, cache_path(cfg))
     splits = cfg.data.eval_splits
+    metrics, baseline = {}, {}
+    if module is not None:
+        metrics = evaluate_encoder(module, tokenizer, cfg, dataset, splits, run_dir)
+        if metrics is None:
+            return {}
+        del module
     from scaling.baselines import reference_metrics
     references = reference_metrics(cfg, dataset, data_dir, splits)
-    baseline = {}
-    if cfg.eval.baseline:  # the untrained backbone: a fresh model, not the loaded checkpoint
+    if checkpoint is not None and cfg.eval.untrained:  # a fresh model, not the loaded checkpoint
         from scaling.module import RetrieverModule
         backbone, head, loss = build_model(cfg)
         untrained = RetrieverModule(backbone.body, head, loss, 1e-4, 0.0, 0.0, 1)
         baseline = baseline_metrics(untrained, tokenizer, cfg, dataset, data_dir, splits)
         del untrained, backbone
-    metrics = evaluate_encoder(module, tokenizer, cfg, dataset, splits, run_dir)
-    budget_path = Path(conf["checkpoint"]).expanduser().parent / "budget.json"
-    result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": baseline,
-              "reference_metrics": references, "checkpoint": str(Path(conf["checkpoint"]).expanduser()),
-              "budget": json.loads(budget_path.read_text()) if budget_path.exists() else {}}
+    if checkpoint is None and len(references) == 1:
+        metrics = next(iter(references.values()))
+    budget_path = Path(checkpoint or ".").expanduser().parent / "budget.json"
+    record = to_dict(cfg) if checkpoint else {k: to_dict(cfg)[k] for k in ("data", "eval", "cache_dir", "run_dir")}
+    result = {"config": record, "metrics": metrics, "baseline_metrics": baseline,
+              "reference_metrics": references,
+              "checkpoint": str(Path(checkpoint).expanduser()) if checkpoint else None,
+              "budget": json.loads(budget_path.read_text()) if checkpoint and budget_path.exists() else {}}
     write_json_atomic(run_dir / "result.json", result)
     columns = table_columns(references, baseline)
-    columns["checkpoint"] = metrics
+    if checkpoint is not None:
+        columns["checkpoint"] = metrics
     print(format_table(columns), flush=True)
     print(f"[evaluate] wrote {run_dir / 'result.json'}", flush=True)
     return result

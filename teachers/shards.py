@@ -8,31 +8,10 @@ file exists only after its rename, so a re-run skips exactly the finished ones.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from scaling.data.formats import FormatError, read_scores, write_scores
-
-
-def parse_shard(spec: str) -> tuple[int, int]:
-    """'i/n' -> (i, n) with 0 <= i < n."""
-    try:
-        i, n = (int(x) for x in str(spec).split("/"))
-    except ValueError:
-        raise ValueError(f"shard must look like 'i/n' (e.g. 0/4), got {spec!r}") from None
-    if not 0 <= i < n:
-        raise ValueError(f"shard {spec!r}: need 0 <= i < n")
-    return i, n
-
-
-def resolve_shard(spec: str | None, env=os.environ) -> tuple[int, int]:
-    """The explicit 'i/n', else the Slurm array task (id - min, count), else (0, 1)."""
-    if spec is not None:
-        return parse_shard(spec)
-    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-        first = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
-        return parse_shard(f"{int(env['SLURM_ARRAY_TASK_ID']) - first}/{env['SLURM_ARRAY_TASK_COUNT']}")
-    return 0, 1
+from scaling.distributed import parse_shard, resolve_shard  # noqa: F401  (the shard spec is shared)
 
 
 def canonical(pairs) -> list[tuple[str, str]]:

@@ -36,6 +36,18 @@ def test_faiss_flat_equals_brute_force(tmp_path):
     assert len(dense.latencies(loaded, queries.numpy()[:5], 10)) == 5
 
 
+def test_faiss_built_block_by_block_equals_one_array():
+    g = torch.Generator().manual_seed(2)
+    docs, queries = torch.randn(230, 16, generator=g).numpy(), torch.randn(7, 16, generator=g).numpy()
+    docids, qids = [f"d{i}" for i in range(230)], [f"q{i}" for i in range(7)]
+    blocks = lambda: (docs[s:s + 50] for s in range(0, 230, 50))  # noqa: E731
+    streamed = dense.build_blocks(blocks, 230, "flat")
+    assert streamed.ntotal == 230
+    assert dense.search(streamed, docids, queries, qids, 20) == dense.search(dense.build(docs), docids, queries, qids, 20)
+    ivf = dense.build_blocks(blocks, 230, "ivfpq", nlist=4, pq_m=4, pq_bits=4, train_rows=120)  # trained on 3 blocks' rows
+    assert ivf.ntotal == 230 and ivf.is_trained
+
+
 @pytest.mark.parametrize("kind,kwargs", [("hnsw", {"hnsw_m": 16}), ("ivfpq", {"nlist": 8, "pq_m": 8})])
 def test_approximate_indexes_find_the_exact_neighbours_mostly(kind, kwargs):
     g = torch.Generator().manual_seed(1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import ROOT, compose
-from scaling.config import parse
+from scaling.config import ConfigError, parse
 from scaling.experiment import RunExistsError, evaluate_checkpoint, run
 
 KEYS = {"nDCG@10", "RR@10", "R@100", "R@1000"}
@@ -34,13 +34,27 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
 
     # evaluate.py's path rebuilds the model from the checkpoint and gets the same numbers.
     conf = compose(["data=beir", f"data.path={tiny_overrides[2].split('=', 1)[1]}",
-                    "eval.baseline=false", f"run_dir={tmp_path / 'eval'}",
+                    "eval.untrained=false", f"run_dir={tmp_path / 'eval'}",
                     f"checkpoint={result['checkpoint']}", f"cache_dir={tmp_path / 'cache'}"],
                    config_name="evaluate")
     again = evaluate_checkpoint(conf)
     for k in KEYS:
         assert again["metrics"]["small/test"][k] == pytest.approx(result["metrics"]["small/test"][k],
                                                                   abs=1e-6)
+
+    # Sharded: two jobs each encode their blocks (300 docs -> 3 blocks); the one completing the corpus
+    # evaluates, with the same numbers; no result.json before that.
+    shard_conf = lambda i: compose(["data=beir", f"data.path={tiny_overrides[2].split('=', 1)[1]}",  # noqa: E731
+                                    "eval.untrained=false", "eval.baselines=[]", f"run_dir={tmp_path / 'sharded'}",
+                                    f"eval.shard={i}/2", "eval.block=100", f"checkpoint={result['checkpoint']}",
+                                    f"cache_dir={tmp_path / 'cache'}"], config_name="evaluate")
+    assert evaluate_checkpoint(shard_conf(0)) == {}
+    assert not (tmp_path / "sharded" / "result.json").exists()
+    assert sorted(p.name for p in (tmp_path / "sharded" / "encoded" / "small").glob("block-*")) == [
+        "block-000000.npy", "block-000002.npy"]
+    sharded = evaluate_checkpoint(shard_conf(1))
+    for k in KEYS:
+        assert sharded["metrics"]["small/test"][k] == pytest.approx(result["metrics"]["small/test"][k], abs=1e-6)
 
     # Its untrained column is the backbone itself (recomputed here in a fresh cache), not the checkpoint.
     conf = compose(["data=beir", f"data.path={tiny_overrides[2].split('=', 1)[1]}", "eval.baselines=[]",
@@ -62,7 +76,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tiny_overrides, tmp_path, monk
     from safetensors.torch import load_file
 
     from scaling.data.resume import DataPosition
-    common = tiny_overrides + ["budget.steps=4", "eval.baseline=false", "trainer.batch_size=2"]
+    common = tiny_overrides + ["budget.steps=4", "eval.untrained=false", "trainer.batch_size=2"]
     run(parse(compose(common + [f"run_dir={tmp_path / 'whole'}"])))
 
     killed = []
@@ -113,9 +127,10 @@ LOSS_CHOICES = sorted(p.stem for p in (ROOT / "recipes" / "conf" / "loss").glob(
 def test_every_paradigm_and_loss_fits(paradigm, loss, tiny_overrides, teacher_file, tmp_path):
     cfg = parse(compose(tiny_overrides + [
         f"paradigm={paradigm}", f"loss={loss}", f"run_dir={tmp_path / 'run'}", "budget.steps=2",
-        "data.n_negatives=2", f"data.teacher_scores={teacher_file}", "eval.baseline=false",
+        "data.n_negatives=2", f"data.teacher_scores={teacher_file}", "eval.untrained=false",
         "logger=csv", "trainer.log_every=1", "eval.batch_size=16", "data.doc_len=24",
-        "data.query_len=12"]))
+        "data.query_len=12"] + (["paradigm.head.query_top_k=64"] if paradigm == "sparse" else [])))
+    # (untrained sparse queries weight ~120k of the 128k terms: Lucene takes seconds per query)
     result = run(cfg)
     assert set(result["metrics"]["small/test"]) == KEYS | INDEX_KEYS | (SPARSE_KEYS if paradigm == "sparse" else set())
     header = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
@@ -146,3 +161,12 @@ def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_pa
     capsys.readouterr()
     assert reference_metrics(cfg, data, data_dir, ["test"]) == refs
     assert "cached" in capsys.readouterr().out
+
+    # evaluate.py baseline=bm25 with no checkpoint: BM25 alone, its numbers as the result's metrics.
+    alone = evaluate_checkpoint(compose(["baseline=bm25", "data=beir", tiny_overrides[2], "eval.k=100",
+                                         f"cache_dir={cfg.cache_dir}", f"run_dir={tmp_path / 'bm25'}"],
+                                        config_name="evaluate"))
+    assert alone["metrics"] == refs["bm25"] and set(alone["reference_metrics"]) == {"bm25"}
+    assert "BM25" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="checkpoint"):
+        evaluate_checkpoint(compose(["baseline=none"], config_name="evaluate"))

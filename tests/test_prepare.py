@@ -55,7 +55,7 @@ def test_prepare_builds_groups_teacher_and_sharded_scores(prep_overrides, small_
 
 def test_distillation_and_bm25_negatives_read_the_prepared_files(prep_overrides, tiny_overrides, tmp_path):
     from scaling.experiment import run
-    base = prep_overrides + tiny_overrides[3:] + [f"cache_dir={tmp_path / 'cache'}", "eval.baseline=false"]
+    base = prep_overrides + tiny_overrides[3:] + [f"cache_dir={tmp_path / 'cache'}", "eval.untrained=false"]
     with pytest.raises(ConfigError, match=r"needs teacher scores \(none at .*build them: `python recipes/prepare.py"):
         run(parse(compose(base + ["loss=kd", "data.n_negatives=2", f"run_dir={tmp_path / 'kd0'}"])))
     with pytest.raises(FileNotFoundError, match=r"steps=\[bm25\]"):

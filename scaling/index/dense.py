@@ -29,29 +29,43 @@ def _faiss():
     return faiss
 
 
-def build(vectors: np.ndarray, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128,
-          nlist: int | None = None, pq_m: int = 16, pq_bits: int = 8):
-    """An inner-product index over ``vectors`` (N, dim) float32."""
+def build(vectors: np.ndarray, kind: str = "flat", **params):
+    """An inner-product index over ``vectors`` (N, dim) float32 held in memory."""
+    return build_blocks(lambda: iter([vectors]), len(vectors), kind, **params)
+
+
+def build_blocks(blocks, count: int, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128,
+                 nlist: int | None = None, pq_m: int = 16, pq_bits: int = 8, train_rows: int = 262144):
+    """An inner-product index over ``count`` vectors that ``blocks()`` yields as (n_i, dim) arrays,
+    added block by block so the corpus never sits in memory twice. IVF-PQ trains on the first
+    ``train_rows`` vectors (one extra pass over the leading blocks)."""
     faiss = _faiss()
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, dim = x.shape
+    first = next(iter(blocks()))
+    dim = first.shape[1]
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = ef_search
     elif kind == "ivfpq":
-        nlist = nlist or max(1, int(4 * np.sqrt(n)))
+        nlist = nlist or max(1, int(4 * np.sqrt(count)))
         if dim % pq_m:
             raise ValueError(f"ivfpq: pq_m={pq_m} must divide the dimension {dim}")
         index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_m, pq_bits, faiss.METRIC_INNER_PRODUCT)
-        index.train(x)
+        sample, have = [], 0
+        for b in blocks():
+            sample.append(b[:train_rows - have])
+            have += len(sample[-1])
+            if have >= train_rows:
+                break
+        index.train(np.ascontiguousarray(np.concatenate(sample), dtype=np.float32))
         index.nprobe = min(nlist, 16)
     else:
         raise ValueError(f"unknown dense index kind {kind!r}; known: {', '.join(KINDS)}")
     if kind != "hnsw" and hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
         index = faiss.index_cpu_to_all_gpus(index)
-    index.add(x)
+    for b in blocks():
+        index.add(np.ascontiguousarray(b, dtype=np.float32))
     return index
 
 

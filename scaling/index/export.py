@@ -1,6 +1,7 @@
 """Index exporters keyed by head kind: dense vectors -> FAISS, sparse vectors -> Lucene impact index.
 
-Evaluation encodes the corpus, hands the document representations to the exporter of the head's
+Evaluation encodes the corpus in the exporter's row format (``rows``: float32 arrays for dense,
+scipy CSR for sparse; see ``encode``), hands the document rows to the exporter of the head's
 ``kind``, which builds a real index (what a researcher would serve), then searches every split's
 queries through it one query at a time (for latency) and in batch (for the run). Each exporter
 reports its index's size on disk, build time, query latency p50/p95 and queries per second; the
@@ -16,8 +17,10 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
+import scipy.sparse as sp
 
+from scaling.index.encode import ROWS
 from scaling.registry import registrar
 
 EXPORTERS: dict[str, type] = {}
@@ -33,53 +36,64 @@ def latency_stats(lat: list[float], seconds: float, n: int) -> dict[str, float]:
 
 @register("dense")
 class FaissExport:
+    rows = ROWS["dense"]
+
     def __init__(self, eval_cfg, tokenizer=None, head=None):
         self.cfg = eval_cfg
 
-    def build(self, docs: torch.Tensor, docids: list[str], out_dir: Path) -> dict:
+    def build(self, blocks, docids: list[str], out_dir: Path) -> dict:
+        """``blocks()``: an iterator over the corpus's (n_i, dim) arrays, in docid order."""
+        from scaling.data.formats import size_on_disk
         from scaling.index import dense
         t = time.perf_counter()
-        self.index = dense.build(docs.numpy(), self.cfg.index)
+        self.index = dense.build_blocks(blocks, len(docids), self.cfg.index)
         seconds = time.perf_counter() - t
-        dense.save(self.index, docids, out_dir, {"kind": self.cfg.index, "dim": docs.shape[1],
+        dense.save(self.index, docids, out_dir, {"kind": self.cfg.index, "dim": self.index.d,
                                                  "count": len(docids), "build_s": seconds})
         self.docids = docids
-        from scaling.data.formats import size_on_disk
         return {"index_MB": size_on_disk(out_dir) / 1e6, "build_s": seconds}
 
-    def search(self, queries: torch.Tensor, qids: list[str], k: int):
+    def search(self, queries: np.ndarray, qids: list[str], k: int):
         from scaling.index import dense
-        run = dense.search(self.index, self.docids, queries.numpy(), qids, k)
-        lat = dense.latencies(self.index, queries.numpy(), k)
+        run = dense.search(self.index, self.docids, queries, qids, k)
+        lat = dense.latencies(self.index, queries, k)
         return run, latency_stats(lat, sum(lat), len(lat))
 
 
 @register("sparse")
 class ImpactExport:
+    rows = ROWS["sparse"]
+
     def __init__(self, eval_cfg, tokenizer, head):
         from scaling.index import impact
         self.cfg = eval_cfg
         self.names = impact.safe_token_names(tokenizer, head.vocab_size)
 
-    def build(self, docs: torch.Tensor, docids: list[str], out_dir: Path) -> dict:
+    def build(self, blocks, docids: list[str], out_dir: Path) -> dict:
+        """``blocks()``: an iterator over the corpus's (n_i, V) CSR blocks, in docid order; each is
+        quantised and streamed into the indexer's staging file, so no corpus-wide copy is held."""
         from scaling.index import impact
-        self.dvecs = impact.quantise(docs, self.names, self.cfg.quantization)
-        stats = impact.build_index(docids, self.dvecs, out_dir)
+        self.d_df, nnz = np.zeros(len(self.names), np.int64), 0
+
+        def vectors():
+            nonlocal nnz
+            for block in blocks():
+                q = impact.quantise_csr(block, self.cfg.quantization)
+                self.d_df += np.bincount(q.indices, minlength=len(self.names))
+                nnz += q.nnz
+                yield from impact.to_vectors(q, self.names)
+        stats = impact.build_index(docids, vectors(), out_dir)
         self.out_dir, self.n_docs = Path(out_dir), len(docids)
-        return {"index_MB": stats["bytes"] / 1e6, "build_s": stats["seconds"],
-                "d_nonzero": sum(len(v) for v in self.dvecs) / max(1, len(self.dvecs))}
+        return {"index_MB": stats["bytes"] / 1e6, "build_s": stats["seconds"], "d_nonzero": nnz / max(1, len(docids))}
 
-    def search(self, queries: torch.Tensor, qids: list[str], k: int):
-        from collections import Counter
-
+    def search(self, queries: sp.csr_matrix, qids: list[str], k: int):
         from scaling.index import impact
-        qvecs = dict(zip(qids, impact.quantise(queries, self.names, self.cfg.quantization)))
-        run, lat = impact.search(self.out_dir, qvecs, k)
+        q = impact.quantise_csr(queries, self.cfg.quantization)
+        run, lat = impact.search(self.out_dir, dict(zip(qids, impact.to_vectors(q, self.names))), k)
         stats = latency_stats(lat, sum(lat), len(qids))
-        q_df = Counter(w for v in qvecs.values() for w in v)
-        d_df = Counter(w for v in self.dvecs for w in v)
-        flops = sum(c / max(1, len(qvecs)) * d_df[w] / max(1, self.n_docs) for w, c in q_df.items())
-        stats.update(q_nonzero=sum(len(v) for v in qvecs.values()) / max(1, len(qvecs)), FLOPS=flops)
+        q_df = np.bincount(q.indices, minlength=len(self.names))
+        flops = float((q_df / max(1, len(qids))) @ (self.d_df / max(1, self.n_docs)))
+        stats.update(q_nonzero=q.nnz / max(1, len(qids)), FLOPS=flops)
         return run, stats
 
 

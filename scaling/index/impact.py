@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 
 from scaling.index import lucene
@@ -33,19 +35,31 @@ def safe_token_names(tokenizer, vocab_size: int) -> list[str]:
     return names
 
 
-def quantise(weights: torch.Tensor, names: list[str], factor: float = 100.0) -> list[dict[str, int]]:
+def quantise_csr(weights, factor: float = 100.0) -> sp.csr_matrix:
+    """(N, V) non-negative weights (scipy CSR, or a dense tensor) -> int32 CSR of int(w x factor),
+    zeros dropped (truncation, as Lucene's impact field stores them)."""
+    m = weights.tocsr() if sp.issparse(weights) else sp.csr_matrix(torch.as_tensor(weights).float().numpy())
+    q = sp.csr_matrix(((m.data.astype(np.float32) * np.float32(factor)).astype(np.int32), m.indices, m.indptr),
+                      shape=m.shape)
+    q.eliminate_zeros()
+    return q
+
+
+def to_vectors(q: sp.csr_matrix, names: list[str]):
+    """Quantised CSR rows -> {token name: int} maps, one at a time (a generator)."""
+    for r in range(q.shape[0]):
+        lo, hi = q.indptr[r], q.indptr[r + 1]
+        yield {names[i]: int(v) for i, v in zip(q.indices[lo:hi].tolist(), q.data[lo:hi].tolist())}
+
+
+def quantise(weights, names: list[str], factor: float = 100.0) -> list[dict[str, int]]:
     """(N, V) non-negative weights -> N {token: int(w x factor)} maps without zeros."""
-    q = (weights.float() * factor).to(torch.int64)  # truncation, as the impact field stores it
-    out = []
-    for row in q:
-        idx = row.nonzero().squeeze(1).tolist()
-        vals = row[idx].tolist()
-        out.append({names[i]: v for i, v in zip(idx, vals)})
-    return out
+    return list(to_vectors(quantise_csr(weights, factor), names))
 
 
-def build_index(docids: list[str], vectors: list[dict[str, int]], index_dir: Path, threads: int = 2) -> dict:
-    """Index quantised document vectors; returns {"seconds", "bytes"} (skipped when present)."""
+def build_index(docids: list[str], vectors, index_dir: Path, threads: int = 2) -> dict:
+    """Index quantised document vectors (any iterable of {token: int}, consumed once, in docid
+    order); returns {"seconds", "bytes"}."""
     from scaling.data.formats import size_on_disk
     t = time.perf_counter()
     lucene.index_records(({"id": d, "contents": "", "vector": v} for d, v in zip(docids, vectors)), index_dir,
