@@ -108,3 +108,12 @@ def test_long_documents_and_query_instruction_apply_at_evaluation():
     with_inst = q_tok.ids(["sort a list"])[0]
     want = tokenizer("query: Given a query, find code: sort a list", add_special_tokens=True)["input_ids"]
     assert with_inst == want[:32] and with_inst != plain.ids(["sort a list"])[0]
+
+
+def test_bf16_encoding_stays_close_to_float32():
+    _, module, _, _, d_tok = _module("dense")
+    full = encode.encode_texts(encode.encoder_fn(module, "doc"), d_tok, TEXTS, progress=False)
+    half = encode.encode_texts(encode.encoder_fn(module, "doc", "cpu", "bf16"), d_tok, TEXTS, progress=False)
+    assert half.dtype == np.float32 and not np.array_equal(full, half)  # autocast really ran in bf16
+    cos = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
+    assert cos.min() > 0.99, cos.min()
