@@ -270,8 +270,6 @@ def train(cfg: RunConfig, module, datamodule, plan, run_dir: Path) -> tuple[int,
                         callbacks=callbacks, enable_model_summary=False,
                         default_root_dir=str(run_dir), num_sanity_val_steps=0,
                         use_distributed_sampler=False)  # EpochSampler slices ranks itself
-    import warnings  # Lightning can't see that DataPosition saves the sampler's place mid-epoch
-    warnings.filterwarnings("ignore", message=r".*dataloader is not resumable.*")
     last = ckpt_dir / "last.ckpt"
     if last.exists():
         print(f"[train] resuming from {last}", flush=True)

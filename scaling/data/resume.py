@@ -11,6 +11,8 @@ slice of the same global order (Lightning's own sampler replacement must be off:
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Sampler
@@ -21,6 +23,10 @@ def _rank_world() -> tuple[int, int]:
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 
+
+# Lightning warns that a mid-epoch checkpoint's dataloader "is not resumable": it cannot see that
+# DataPosition (below) saves and restores the sampler's place, so the warning is wrong here.
+warnings.filterwarnings("ignore", message=r".*dataloader is not resumable.*")
 
 class EpochSampler(Sampler):
     """Indices of epoch e in a (seed, e)-seeded order, whole batches only, from batch ``skip`` on."""
