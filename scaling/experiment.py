@@ -102,7 +102,7 @@ def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir
     with tempfile.TemporaryDirectory(prefix="scaling-index-") as tmp:
         root = Path(run_dir) if run_dir is not None else Path(tmp)
         docs = _encode_corpus(module, cfg, d_tok, dataset, exporter.rows, root / "encoded" / dataset.name,
-                              target, None if run_dir is None else shard, run_dir is None, progress)
+                              target, shard, run_dir is None, progress)
         if docs is None:
             out = None
         else:
@@ -128,7 +128,7 @@ def _encode_corpus(module, cfg: RunConfig, d_tok, dataset, rows, store: Path, de
                    progress: bool):
     """A callable iterating the corpus's row blocks from ``store`` (in corpus order), after encoding
     this job's missing blocks; None when the rest is another job's (see evaluate_encoder). A
-    ``private`` store is one process's own."""
+    ``private`` store is one process's own, never shared: ``shard`` and eval.shard don't apply."""
     import shutil
 
     from scaling.distributed import launched_by_rank, resolve_shard

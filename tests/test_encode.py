@@ -21,7 +21,8 @@ def _module(paradigm: str):
     from scaling.experiment import build_model
     from scaling.module import RetrieverModule
     torch.manual_seed(0)
-    cfg = parse(compose(["size=tiny", f"paradigm={paradigm}"] + (["paradigm.head.doc_top_k=32"] if paradigm == "sparse" else [])))
+    prune = ["paradigm.head.doc_top_k=32"] if paradigm == "sparse" else []
+    cfg = parse(compose(["size=tiny", f"paradigm={paradigm}"] + prune))
     backbone, head, loss = build_model(cfg)
     module = RetrieverModule(backbone.body, head, loss).eval()
     q_tok, d_tok = tokenizers_for(backbone.tokenizer, cfg.model, cfg.paradigm.head, 16, 24)

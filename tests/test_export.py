@@ -43,8 +43,10 @@ def test_faiss_built_block_by_block_equals_one_array():
     blocks = lambda: (docs[s:s + 50] for s in range(0, 230, 50))  # noqa: E731
     streamed = dense.build_blocks(blocks, 230, "flat")
     assert streamed.ntotal == 230
-    assert dense.search(streamed, docids, queries, qids, 20) == dense.search(dense.build(docs), docids, queries, qids, 20)
-    ivf = dense.build_blocks(blocks, 230, "ivfpq", nlist=4, pq_m=4, pq_bits=4, train_rows=120)  # trained on 3 blocks' rows
+    whole = dense.build(docs)
+    assert dense.search(streamed, docids, queries, qids, 20) == dense.search(whole, docids, queries, qids, 20)
+    # IVF-PQ trains on the leading 120 rows (from the first three blocks), then adds all 230
+    ivf = dense.build_blocks(blocks, 230, "ivfpq", nlist=4, pq_m=4, pq_bits=4, train_rows=120)
     assert ivf.ntotal == 230 and ivf.is_trained
 
 
