@@ -60,7 +60,6 @@ def main():
     args = ap.parse_args()
 
     import numpy as np
-    import scipy.sparse as sp
 
     from scaling.data import corpora
     from scaling.index import impact
@@ -94,25 +93,24 @@ def main():
     dw = encode_texts(lambda x: module.head.postprocess(module.encode(x), "doc"), d_tok,
                       [data.corpus[d] for d in docids], 64, desc="encode corpus (sparse)", rows=ROWS["sparse"])
     enc_s = time.perf_counter() - t
-    dvecs = impact.quantise(dw, names)
+    dq = impact.quantise_csr(dw)  # (N, V) int impacts, what the index stores
+    dvecs = list(impact.to_vectors(dq, names))
     queries = data.split_queries("test")
     qids = list(queries)[:args.queries]
-    qw = encode_texts(lambda x: module.head.postprocess(module.encode(x), "query"), q_tok,
-                      [queries[q] for q in qids], 64, desc="encode queries (sparse)", rows=ROWS["sparse"])
-    qvecs = dict(zip(qids, impact.quantise(qw, names)))
-    pruned = {q: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))[:args.query_top_k]) for q, v in qvecs.items()}
-    col = {n: i for i, n in enumerate(names)}
 
-    def csr(vecs):
-        r, c, v = [], [], []
-        for i, vec in enumerate(vecs):
-            for tok, w in vec.items():
-                r.append(i), c.append(col[tok]), v.append(w)
-        return sp.csr_matrix((v, (r, c)), shape=(len(vecs), len(names)), dtype=np.float32)
-    D = csr(dvecs).T.tocsr()  # (V, N)
+    def encode_queries(cfg_module):
+        qw = encode_texts(lambda x: cfg_module.head.postprocess(cfg_module.encode(x), "query"), q_tok,
+                          [queries[q] for q in qids], 64, desc="encode queries (sparse)", rows=ROWS["sparse"])
+        return impact.quantise_csr(qw)  # (Q, V)
+    q_all = encode_queries(module)
+    pruned_module, *_ = encoder(compose(["paradigm=sparse", f"paradigm.head.query_top_k={args.query_top_k}"]))
+    q_top = encode_queries(pruned_module)  # the head's own encode-time pruning
+    qvecs = dict(zip(qids, impact.to_vectors(q_all, names)))
+    pruned = dict(zip(qids, impact.to_vectors(q_top, names)))
+    D = dq.T.tocsr().astype(np.float32)  # (V, N)
 
-    def brute_force(qv):
-        Q, lat = csr([qv[q] for q in qids]), []
+    def brute_force(Q):
+        Q, lat = Q.astype(np.float32), []
         t = time.perf_counter()
         for i in range(len(qids)):
             s = time.perf_counter()
@@ -126,8 +124,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         stats = impact.build_index(docids, dvecs, Path(tmp) / "impact")
         impact.search(Path(tmp) / "impact", dict(list(qvecs.items())[:5]), 1000)  # JVM warm-up
-        for label, qv in (("all terms", qvecs), (f"top-{args.query_top_k} terms", pruned)):
-            results[f"brute force (scipy CSR), {label}"] = brute_force(qv)
+        for label, qv, Q in (("all terms", qvecs, q_all), (f"top-{args.query_top_k} terms", pruned, q_top)):
+            results[f"brute force (scipy CSR), {label}"] = brute_force(Q)
             t = time.perf_counter()
             runs[label], lat = impact.search(Path(tmp) / "impact", qv, 1000)
             results[f"Lucene impact, {label}"] = (lat, len(qids) / (time.perf_counter() - t))
