@@ -26,9 +26,8 @@ from scaling.config import ConfigError  # noqa: E402
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(conf: DictConfig) -> None:
-    from scaling.experiment import evaluate_checkpoint
     from scaling.data.formats import FormatError
-    from scaling.experiment import RunExistsError
+    from scaling.experiment import RunExistsError, evaluate_checkpoint
     from scaling.index.encode import StoreMismatch
     try:
         evaluate_checkpoint(OmegaConf.to_container(conf, resolve=True, throw_on_missing=True))

@@ -24,6 +24,17 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def _check_shard(spec: str | None, key: str) -> None:
+    """null, 'auto' or 'i/n' with 0 <= i < n (see scaling.distributed.resolve_shard)."""
+    if spec in (None, "auto"):
+        return
+    from scaling.distributed import parse_shard
+    try:
+        parse_shard(spec)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
+
+
 @dataclass
 class LoraConfig:
     enabled: bool = True
@@ -222,12 +233,7 @@ class TeacherConfig:
     def __post_init__(self):
         _check(self.max_len > 8, "teacher.max_len", "must be > 8")
         _check(self.candidates >= 0, "teacher.candidates", "must be >= 0")
-        if self.shard not in (None, "auto"):
-            from scaling.distributed import parse_shard
-            try:
-                parse_shard(self.shard)
-            except ValueError as e:
-                raise ConfigError(f"teacher.shard: {e}") from None
+        _check_shard(self.shard, "teacher.shard")
 
 
 @dataclass
@@ -326,12 +332,7 @@ class EvalConfig:
         for name in ("doc_len", "query_len"):
             v = getattr(self, name)
             _check(v is None or v > 0, f"eval.{name}", "must be positive or null")
-        if self.shard not in (None, "auto"):
-            from scaling.distributed import parse_shard
-            try:
-                parse_shard(self.shard)
-            except ValueError as e:
-                raise ConfigError(f"eval.shard: {e}") from None
+        _check_shard(self.shard, "eval.shard")
         _check(self.index in ("flat", "hnsw", "ivfpq"), "eval.index",
                f"must be flat, hnsw or ivfpq, got {self.index!r}")
         _check(self.quantization > 0, "eval.quantization", "must be positive")

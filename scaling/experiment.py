@@ -139,8 +139,9 @@ def _encode_corpus(module, cfg: RunConfig, d_tok, dataset, rows, store: Path, de
     else:
         by_rank = shard is not None or launched_by_rank()
         shard = shard or (resolve_shard(e.shard) if e.shard else (0, 1))
-    meta = {"weights": encode.weights_digest(module), "model": dataclasses.asdict(cfg.model),
-            "head": dataclasses.asdict(cfg.paradigm.head), "doc_len": d_tok.max_len, "precision": e.precision,
+    meta = {"weights": None if private else encode.weights_digest(module),  # a private store is never reused
+            "model": dataclasses.asdict(cfg.model), "head": dataclasses.asdict(cfg.paradigm.head),
+            "doc_len": d_tok.max_len, "precision": e.precision,
             "docids": hashlib.sha1("\n".join(docids).encode()).hexdigest()[:16]}
     texts = [dataset.corpus[d] for d in docids]
 
@@ -290,12 +291,12 @@ def run(cfg: RunConfig) -> dict:
     """Train and evaluate one configuration; returns (and writes) the result record."""
     import torch
 
+    from scaling import prepare
     from scaling.data import corpora
     from scaling.data.datamodule import GroupDataModule
     from scaling.evaluation import format_table
-    from scaling.module import RetrieverModule
     from scaling.losses import check_data_for, needs_teacher
-    from scaling import prepare
+    from scaling.module import RetrieverModule
     t0 = time.time()
     terms = list(cfg.loss.terms) + list(cfg.paradigm.terms)
     teacher_scores = prepare.teacher_scores_path(cfg) if needs_teacher(terms) else None
@@ -370,7 +371,7 @@ def evaluate_checkpoint(conf: dict) -> dict:
     """recipes/evaluate.py: a checkpoint (and/or reference systems) on any dataset's splits ->
     RUN_DIR/result.json. ``baseline=`` picks the reference systems (replacing eval.baselines);
     without a checkpoint only they are evaluated, and with exactly one its numbers are ``metrics``."""
-    from scaling.config import ConfigError, DataConfig, EvalConfig, build
+    from scaling.config import BudgetConfig, ConfigError, DataConfig, EvalConfig, build
     from scaling.data import corpora
     from scaling.evaluation import format_table
     names = reference_names(conf.get("baseline"))
@@ -384,7 +385,7 @@ def evaluate_checkpoint(conf: dict) -> dict:
     if checkpoint is not None:
         cfg, module, tokenizer = load_checkpoint(checkpoint, conf.get("cache_dir") or None)
     else:
-        from scaling.config import BudgetConfig  # no training: the budget is a placeholder, not recorded
+        # no training: the budget is a placeholder, and the record below leaves it out
         cfg, module = RunConfig(budget=BudgetConfig(name="none", steps=1),
                                 cache_dir=conf.get("cache_dir") or RunConfig.cache_dir), None
     cfg = dataclasses.replace(cfg, data=data_cfg, eval=eval_cfg, run_dir=conf.get("run_dir"),
@@ -410,12 +411,15 @@ def evaluate_checkpoint(conf: dict) -> dict:
         del untrained, backbone
     if checkpoint is None and len(references) == 1:
         metrics = next(iter(references.values()))
-    budget_path = Path(checkpoint or ".").expanduser().parent / "budget.json"
-    record = to_dict(cfg) if checkpoint else {k: to_dict(cfg)[k] for k in ("data", "eval", "cache_dir", "run_dir")}
+    record, budget = to_dict(cfg), {}
+    if checkpoint is None:  # no model was trained or loaded: only what the references depend on
+        record = {k: record[k] for k in ("data", "eval", "cache_dir", "run_dir")}
+    else:
+        checkpoint = str(Path(checkpoint).expanduser())
+        budget_path = Path(checkpoint).parent / "budget.json"
+        budget = json.loads(budget_path.read_text()) if budget_path.exists() else {}
     result = {"config": record, "metrics": metrics, "baseline_metrics": baseline,
-              "reference_metrics": references,
-              "checkpoint": str(Path(checkpoint).expanduser()) if checkpoint else None,
-              "budget": json.loads(budget_path.read_text()) if checkpoint and budget_path.exists() else {}}
+              "reference_metrics": references, "checkpoint": checkpoint, "budget": budget}
     write_json_atomic(run_dir / "result.json", result)
     columns = table_columns(references, baseline)
     if checkpoint is not None:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-
 from conftest import compose
+
 from scaling.config import parse
 from scaling.data.collate import tokenizers_for
 from scaling.index import encode
@@ -55,7 +55,9 @@ def test_sharded_blocks_equal_one_pass_and_a_killed_shard_resumes(kind, tmp_path
     assert encode.encode_blocks(counted, *args, (0, 2), meta, 4, progress=False) == [1, 3]
     assert sum(calls) == 5 + 5 + 3  # blocks 0, 2, 4
 
-    def dies_in_block_3(tokens, seen=[]):
+    seen = []
+
+    def dies_in_block_3(tokens):
         seen.append(1)
         if len(seen) > 2:  # block 1 is 2 batches of 4+1: die inside block 3
             raise KeyboardInterrupt

@@ -78,7 +78,7 @@ def pick_device(spec: str = "auto") -> torch.device:
     if spec != "auto":
         return torch.device(spec)
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     return torch.device("cpu")
 
 
@@ -148,6 +148,10 @@ def n_blocks(count: int, block: int) -> int:
     return max(1, math.ceil(count / block))
 
 
+def missing_blocks(store: Path, rows, total: int) -> list[int]:
+    return [b for b in range(total) if not block_path(store, b, rows).exists()]
+
+
 def check_store(store: Path, meta: dict) -> None:
     """Record ``meta`` in a new store; refuse one written under different settings."""
     path = Path(store) / "meta.json"
@@ -170,22 +174,23 @@ def encode_blocks(encode_fn, tok: Tokenize, texts: list[str], store: Path, rows,
     total = n_blocks(len(texts), block)
     check_store(store, {**meta, "count": len(texts), "block": block})
     i, n = shard
-    todo = [b for b in range(i, total, n) if not block_path(store, b, rows).exists()]
+    mine = range(i, total, n)
+    todo = [b for b in mine if not block_path(store, b, rows).exists()]
     size = sum(len(texts[b * block:(b + 1) * block]) for b in todo)
-    if n > 1 or len(todo) < len(range(i, total, n)):
-        print(f"[encode] shard {i}/{n}: {len(todo)} of {len(range(i, total, n))} blocks to encode "
+    if n > 1 or len(todo) < len(mine):
+        print(f"[encode] shard {i}/{n}: {len(todo)} of {len(mine)} blocks to encode "
               f"({size} texts) in {store}", flush=True)
     with tqdm(total=size, desc=desc, unit="text", disable=not progress, leave=False) as bar:
         for b in todo:
             reps = encode_texts(encode_fn, tok, texts[b * block:(b + 1) * block], batch_size, rows=rows, bar=bar)
             rows.save(reps, block_path(store, b, rows))
-    return [b for b in range(total) if not block_path(store, b, rows).exists()]
+    return missing_blocks(store, rows, total)
 
 
 def wait_for_blocks(store: Path, rows, count: int, block: int, poll_s: float = 10.0) -> None:
     """Block until every block file exists (rank 0 waiting for the other ranks of one launch)."""
     total, last = n_blocks(count, block), None
-    while missing := [b for b in range(total) if not block_path(store, b, rows).exists()]:
+    while missing := missing_blocks(store, rows, total):
         if len(missing) != last:
             print(f"[encode] waiting for {len(missing)} of {total} blocks from other ranks", flush=True)
             last = len(missing)
