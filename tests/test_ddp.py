@@ -6,6 +6,8 @@ DDP averages gradients over ranks, which must equal the single-process gradient 
 """
 
 import os
+import time
+from datetime import timedelta
 
 import pytest
 import torch
@@ -51,18 +53,30 @@ def _batch(lo, hi, G=2):
 
 
 def _worker(rank, world, init_file, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=120))
     model = nn.parallel.DistributedDataParallel(StepLoss())
     loss = model(_batch(rank * 2, rank * 2 + 2))
     loss.backward()
     grads = {k: p.grad for k, p in model.module.named_parameters()}
     torch.save({"loss": loss.detach(), "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
+    # DDP's reducer must go before its process group: destroyed after it, gloo's teardown can
+    # hang forever (seen on a 2-core machine, about one run in ten).
+    del model, loss, grads
+    dist.barrier()
     dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_two_process_gloo_step_matches_single_process(tmp_path):
-    mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    ctx = mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2,
+                             join=False, start_method="spawn")
+    deadline = time.monotonic() + 300
+    while not ctx.join(timeout=5):  # raises if a rank failed
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the two gloo ranks did not finish within 300 s")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     single = StepLoss()
     loss = single(_batch(0, 4))
