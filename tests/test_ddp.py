@@ -61,7 +61,7 @@ def _worker(rank, world, init_file, out_dir):
     grads = {k: p.grad for k, p in model.module.named_parameters()}
     torch.save({"loss": loss.detach(), "grads": grads}, os.path.join(out_dir, f"rank{rank}.pt"))
     # DDP's reducer must go before its process group: destroyed after it, gloo's teardown can
-    # hang forever (seen on a 2-core machine, about one run in ten).
+    # hang forever (seen on a 2-core machine, about one run in three).
     del model, loss, grads
     dist.barrier()
     dist.destroy_process_group()
