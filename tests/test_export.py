@@ -40,7 +40,11 @@ def test_faiss_built_block_by_block_equals_one_array():
     g = torch.Generator().manual_seed(2)
     docs, queries = torch.randn(230, 16, generator=g).numpy(), torch.randn(7, 16, generator=g).numpy()
     docids, qids = [f"d{i}" for i in range(230)], [f"q{i}" for i in range(7)]
-    blocks = lambda: (docs[s:s + 50] for s in range(0, 230, 50))  # noqa: E731
+    reads = []
+
+    def blocks():
+        reads.append(1)
+        return (docs[s:s + 50] for s in range(0, 230, 50))
     streamed = dense.build_blocks(blocks, 230, "flat")
     assert streamed.ntotal == 230
     whole = dense.build(docs)
@@ -48,6 +52,7 @@ def test_faiss_built_block_by_block_equals_one_array():
     # IVF-PQ trains on the leading 120 rows (from the first three blocks), then adds all 230
     ivf = dense.build_blocks(blocks, 230, "ivfpq", nlist=4, pq_m=4, pq_bits=4, train_rows=120)
     assert ivf.ntotal == 230 and ivf.is_trained
+    assert len(reads) == 2  # each build read the blocks once
 
 
 @pytest.mark.parametrize("kind,kwargs", [("hnsw", {"hnsw_m": 16}), ("ivfpq", {"nlist": 8, "pq_m": 8})])

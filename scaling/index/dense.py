@@ -11,6 +11,7 @@ and ``meta.json`` (kind, parameters, dimension, count, build seconds).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -37,35 +38,37 @@ def build(vectors: np.ndarray, kind: str = "flat", **params):
 def build_blocks(blocks, count: int, kind: str = "flat", hnsw_m: int = 32, ef_search: int = 128,
                  nlist: int | None = None, pq_m: int = 16, pq_bits: int = 8, train_rows: int = 262144):
     """An inner-product index over ``count`` vectors that ``blocks()`` yields as (n_i, dim) arrays,
-    added block by block so the corpus never sits in memory twice. IVF-PQ trains on the first
-    ``train_rows`` vectors (one extra pass over the leading blocks)."""
+    read once and added block by block, so the corpus never sits in memory whole. IVF-PQ trains on
+    the first ``train_rows`` vectors: the leading blocks that hold them wait in memory until then."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown dense index kind {kind!r}; known: {', '.join(KINDS)}")
     faiss = _faiss()
-    first = next(iter(blocks()))
-    dim = first.shape[1]
+    rest = (np.ascontiguousarray(b, dtype=np.float32) for b in blocks())
+    lead, have = [], 0  # blocks read before the index exists: the first, or IVF-PQ's training sample
+    for b in rest:
+        lead.append(b)
+        have += len(b)
+        if kind != "ivfpq" or have >= train_rows:
+            break
+    if not lead:
+        raise ValueError("no vectors to index")
+    dim = lead[0].shape[1]
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = ef_search
-    elif kind == "ivfpq":
+    else:
         nlist = nlist or max(1, int(4 * np.sqrt(count)))
         if dim % pq_m:
             raise ValueError(f"ivfpq: pq_m={pq_m} must divide the dimension {dim}")
         index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_m, pq_bits, faiss.METRIC_INNER_PRODUCT)
-        sample, have = [], 0
-        for b in blocks():
-            sample.append(b[:train_rows - have])
-            have += len(sample[-1])
-            if have >= train_rows:
-                break
-        index.train(np.ascontiguousarray(np.concatenate(sample), dtype=np.float32))
+        index.train(np.concatenate(lead)[:train_rows])
         index.nprobe = min(nlist, 16)
-    else:
-        raise ValueError(f"unknown dense index kind {kind!r}; known: {', '.join(KINDS)}")
     if kind != "hnsw" and hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
         index = faiss.index_cpu_to_all_gpus(index)
-    for b in blocks():
-        index.add(np.ascontiguousarray(b, dtype=np.float32))
+    for b in itertools.chain(lead, rest):
+        index.add(b)
     return index
 
 
