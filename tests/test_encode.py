@@ -70,7 +70,7 @@ def test_sharded_blocks_equal_one_pass_and_a_killed_shard_resumes(kind, tmp_path
     calls.clear()
     assert encode.encode_blocks(counted, *args, (1, 2), meta, 4, progress=False) == []
     assert sum(calls) == 5  # only block 3 was left
-    merged = encode.load_blocks(store, rows, len(TEXTS), 5)
+    merged = rows.stack(list(encode.iter_blocks(store, rows, len(TEXTS), 5)))
     np.testing.assert_allclose(_dense(merged), _dense(whole), atol=1e-5)
 
     with pytest.raises(encode.StoreMismatch, match="weights"):

@@ -94,10 +94,10 @@ def test_lucene_impact_search_equals_brute_force_over_quantised_vectors(tmp_path
     docids = [f"doc{i}" for i in range(400)]
     dweights = torch.stack([vec(rng.randint(5, 40)) for _ in docids])
     dweights[0, vocab[-1]], dweights[1, vocab[-2]] = 2.5, 2.5  # 'Apple' and 'apple' stay distinct
-    dvecs = impact.quantise(dweights, names)
+    dvecs = list(impact.to_vectors(impact.quantise_csr(dweights), names))
     qweights = torch.stack([vec(rng.randint(2, 12)) for _ in range(25)])
     qweights[0, vocab[-1]] = 1.0
-    qvecs = dict(zip([f"q{i}" for i in range(25)], impact.quantise(qweights, names)))
+    qvecs = dict(zip([f"q{i}" for i in range(25)], impact.to_vectors(impact.quantise_csr(qweights), names)))
     stats = impact.build_index(docids, dvecs, tmp_path / "impact")
     assert stats["bytes"] > 0
     run, lat = impact.search(tmp_path / "impact", qvecs, 10)

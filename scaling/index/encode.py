@@ -201,8 +201,3 @@ def iter_blocks(store: Path, rows, count: int, block: int):
     """The corpus's representations block by block, in corpus order."""
     for b in range(n_blocks(count, block)):
         yield rows.load(block_path(store, b, rows))
-
-
-def load_blocks(store: Path, rows, count: int, block: int):
-    """The whole corpus's representations at once, in corpus order."""
-    return rows.stack(list(iter_blocks(store, rows, count, block)))

@@ -52,11 +52,6 @@ def to_vectors(q: sp.csr_matrix, names: list[str]):
         yield {names[i]: int(v) for i, v in zip(q.indices[lo:hi].tolist(), q.data[lo:hi].tolist())}
 
 
-def quantise(weights, names: list[str], factor: float = 100.0) -> list[dict[str, int]]:
-    """(N, V) non-negative weights -> N {token: int(w x factor)} maps without zeros."""
-    return list(to_vectors(quantise_csr(weights, factor), names))
-
-
 def build_index(docids: list[str], vectors, index_dir: Path, threads: int = 2) -> dict:
     """Index quantised document vectors (any iterable of {token: int}, consumed once, in docid
     order); returns {"seconds", "bytes"}."""
