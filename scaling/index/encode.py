@@ -134,7 +134,7 @@ def weights_digest(module) -> str:
             continue
         h.update(f"{name}:{tuple(p.shape)}:{p.dtype}".encode())
         if budget > 0:
-            raw = p.detach().cpu().contiguous().view(-1).view(torch.uint8)[:budget].numpy().tobytes()
+            raw = p.detach().contiguous().view(-1).view(torch.uint8)[:budget].cpu().numpy().tobytes()
             h.update(raw)
             budget -= len(raw)
     return h.hexdigest()[:16]
