@@ -32,38 +32,29 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
     weights = load_file(str(tmp_path / "run" / "checkpoint" / "weights.safetensors"))
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())
 
+    def evaluate(name, *overrides, cache="cache"):  # recipes/evaluate.py on the checkpoint
+        return evaluate_checkpoint(compose(["data=beir", tiny_overrides[2], f"run_dir={tmp_path / name}",
+                                            f"checkpoint={result['checkpoint']}", f"cache_dir={tmp_path / cache}",
+                                            *overrides], config_name="evaluate"))
+
+    def same_metrics(got, key="metrics"):
+        for k in KEYS:
+            assert got[key]["small/test"][k] == pytest.approx(result[key]["small/test"][k], abs=1e-6)
+
     # evaluate.py's path rebuilds the model from the checkpoint and gets the same numbers.
-    conf = compose(["data=beir", f"data.path={tiny_overrides[2].split('=', 1)[1]}",
-                    "eval.untrained=false", f"run_dir={tmp_path / 'eval'}",
-                    f"checkpoint={result['checkpoint']}", f"cache_dir={tmp_path / 'cache'}"],
-                   config_name="evaluate")
-    again = evaluate_checkpoint(conf)
-    for k in KEYS:
-        assert again["metrics"]["small/test"][k] == pytest.approx(result["metrics"]["small/test"][k],
-                                                                  abs=1e-6)
+    same_metrics(evaluate("eval", "eval.untrained=false"))
 
     # Sharded: two jobs each encode their blocks (300 docs -> 3 blocks); the one completing the corpus
     # evaluates, with the same numbers; no result.json before that.
-    shard_conf = lambda i: compose(["data=beir", f"data.path={tiny_overrides[2].split('=', 1)[1]}",  # noqa: E731
-                                    "eval.untrained=false", "eval.baselines=[]", f"run_dir={tmp_path / 'sharded'}",
-                                    f"eval.shard={i}/2", "eval.block=100", f"checkpoint={result['checkpoint']}",
-                                    f"cache_dir={tmp_path / 'cache'}"], config_name="evaluate")
-    assert evaluate_checkpoint(shard_conf(0)) == {}
+    shard = ("eval.untrained=false", "eval.baselines=[]", "eval.block=100")
+    assert evaluate("sharded", *shard, "eval.shard=0/2") == {}
     assert not (tmp_path / "sharded" / "result.json").exists()
     assert sorted(p.name for p in (tmp_path / "sharded" / "encoded" / "small").glob("block-*")) == [
         "block-000000.npy", "block-000002.npy"]
-    sharded = evaluate_checkpoint(shard_conf(1))
-    for k in KEYS:
-        assert sharded["metrics"]["small/test"][k] == pytest.approx(result["metrics"]["small/test"][k], abs=1e-6)
+    same_metrics(evaluate("sharded", *shard, "eval.shard=1/2"))
 
     # Its untrained column is the backbone itself (recomputed here in a fresh cache), not the checkpoint.
-    conf = compose(["data=beir", f"data.path={tiny_overrides[2].split('=', 1)[1]}", "eval.baselines=[]",
-                    f"run_dir={tmp_path / 'eval2'}", f"checkpoint={result['checkpoint']}",
-                    f"cache_dir={tmp_path / 'cache2'}"], config_name="evaluate")
-    fresh = evaluate_checkpoint(conf)
-    for k in KEYS:
-        assert fresh["baseline_metrics"]["small/test"][k] == pytest.approx(
-            result["baseline_metrics"]["small/test"][k], abs=1e-6)
+    same_metrics(evaluate("eval2", "eval.baselines=[]", cache="cache2"), "baseline_metrics")
 
     # A finished run is never overwritten silently.
     with pytest.raises(RunExistsError, match="overwrite=true"):
