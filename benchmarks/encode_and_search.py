@@ -129,10 +129,9 @@ def main():
             t = time.perf_counter()
             runs[label], lat = impact.search(Path(tmp) / "impact", qv, 1000)
             results[f"Lucene impact, {label}"] = (lat, len(qids) / (time.perf_counter() - t))
-    run = runs["all terms"]
-    agree = np.mean([set(sorted(run[q], key=lambda d: -run[q][d])[:10]) ==
-                     set(sorted(impact.brute_force({q: qvecs[q]}, docids, dvecs, 10)[q])) for q in qids[:20]])
     top10 = lambda r, q: set(sorted(r[q], key=lambda d: (-r[q][d], d))[:10])  # noqa: E731
+    agree = np.mean([top10(runs["all terms"], q) == set(impact.brute_force({q: qvecs[q]}, docids, dvecs, 10)[q])
+                     for q in qids[:20]])
     kept = np.mean([len(top10(runs["all terms"], q) & top10(runs[f"top-{args.query_top_k} terms"], q)) / 10
                     for q in qids if runs["all terms"].get(q)])
     nz_d = np.mean([len(v) for v in dvecs])
