@@ -23,10 +23,9 @@ LABELS = {"bm25": "BM25", "minilm": "MiniLM (zero-shot)"}
 
 
 def _key(name: str, cfg: RunConfig, dataset_dir: Path, splits) -> str:
-    from scaling.experiment import eval_settings
     parts = {"name": name, "data": [str(Path(dataset_dir).resolve()), cfg.data.query_len, cfg.data.doc_len,
                                     dataclasses.asdict(cfg.data.bm25)],
-             "eval": eval_settings(cfg.eval),
+             "eval": cfg.eval.result_settings(),
              "splits": list(splits)}
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -339,6 +339,11 @@ class EvalConfig:
         bad = [b for b in self.baselines if b not in ("bm25", "minilm")]
         _check(not bad, "eval.baselines", f"unknown baseline {bad[:1]}; known: bm25, minilm")
 
+    def result_settings(self) -> dict:
+        """The settings a result depends on (not where or in how many pieces it ran): cache keys."""
+        skip = ("baselines", "untrained", "device", "shard", "block", "batch_size")
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
 
 @dataclass
 class RunConfig:

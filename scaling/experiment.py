@@ -167,18 +167,12 @@ def _encode_corpus(module, cfg: RunConfig, d_tok, dataset, rows, store: Path, de
     return lambda: encode.iter_blocks(store, rows, len(docids), e.block)
 
 
-def eval_settings(e) -> dict:
-    """The evaluation settings a result depends on (not where or in how many pieces it ran)."""
-    skip = ("baselines", "untrained", "device", "shard", "block", "batch_size")
-    return {k: v for k, v in dataclasses.asdict(e).items() if k not in skip}
-
-
 def baseline_key(cfg: RunConfig, dataset_dir: Path, splits) -> str:
     """Hash of everything the untrained backbone's numbers depend on (not the training)."""
     model = dataclasses.asdict(cfg.model)
     model.pop("lora")
     parts = {"model": model, "head": dataclasses.asdict(cfg.paradigm.head),
-             "eval": eval_settings(cfg.eval), "data": [str(Path(dataset_dir).resolve()),
+             "eval": cfg.eval.result_settings(), "data": [str(Path(dataset_dir).resolve()),
              cfg.data.query_len, cfg.data.doc_len], "splits": list(splits)}
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -363,8 +357,7 @@ def reference_names(value) -> list[str] | None:
     if value is None:
         return None
     names = [value] if isinstance(value, str) else list(value)
-    names = [n for part in names for n in str(part).split(",") if n and n != "none"]
-    return names
+    return [n for part in names for n in str(part).split(",") if n and n != "none"]
 
 
 def evaluate_checkpoint(conf: dict) -> dict:
