@@ -20,8 +20,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from scaling.data.formats import atomic_dir
 from scaling.data.resume import DataPosition, EpochSampler
+from scaling.io import atomic_dir
 from teachers.crossencoder import encode_pairs, load, logits_to_scores
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from scaling.data import formats
 from scaling.data.formats import FormatError
+from scaling.io import write_json_atomic
 
 
 def _write(root, corpus=None, queries=None, qrels=None):
@@ -69,6 +70,6 @@ def test_qrels_pointing_nowhere_and_missing_files(tmp_path):
 def test_trec_style_qrels_and_atomic_json(tmp_path):
     data = formats.load_beir(_write(tmp_path / "t", qrels="q1 0 d2 1\n".replace(" ", "\t")))
     assert data.qrels["test"] == {"q1": {"d2": 1}}
-    formats.write_json_atomic(tmp_path / "x.json", {"a": 1})
+    write_json_atomic(tmp_path / "x.json", {"a": 1})
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -91,7 +91,7 @@ def latencies(index, queries: np.ndarray, k: int, sample: int = 200) -> list[flo
 
 
 def save(index, docids: list[str], out_dir: Path, meta: dict) -> Path:
-    from scaling.data.formats import atomic_dir
+    from scaling.io import atomic_dir
     faiss = _faiss()
     if "Gpu" in type(index).__name__:
         index = faiss.index_gpu_to_cpu(index)

@@ -55,7 +55,7 @@ def to_vectors(q: sp.csr_matrix, names: list[str]):
 def build_index(docids: list[str], vectors, index_dir: Path, threads: int = 2) -> dict:
     """Index quantised document vectors (any iterable of {token: int}, consumed once, in docid
     order); returns {"seconds", "bytes"}."""
-    from scaling.data.formats import size_on_disk
+    from scaling.io import size_on_disk
     t = time.perf_counter()
     lucene.index_records(({"id": d, "contents": "", "vector": v} for d, v in zip(docids, vectors)), index_dir,
                          "JsonVectorCollection", ["-impact", "-pretokenized"], threads)

@@ -92,7 +92,7 @@ def build_index(docs_dir: Path, index_dir: Path, collection: str = "JsonCollecti
     index_dir = Path(index_dir)
     if index_exists(index_dir):
         return index_dir
-    from scaling.data.formats import atomic_dir
+    from scaling.io import atomic_dir
     with atomic_dir(index_dir) as tmp:
         run_main("io.anserini.index.IndexCollection",
                  ["-collection", collection, "-input", docs_dir, "-index", tmp,

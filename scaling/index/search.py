@@ -21,7 +21,7 @@ def exact_search(q: torch.Tensor, d: torch.Tensor, qids: list[str], docids: list
 
 def write_trec_run(run: dict[str, dict[str, float]], path, tag: str = "scaling") -> None:
     """Write ``qid Q0 docid rank score tag`` lines, best first (atomically)."""
-    from scaling.data.formats import write_atomic
+    from scaling.io import write_atomic
 
     def write(f):
         for qid, docs in run.items():

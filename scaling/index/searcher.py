@@ -67,5 +67,5 @@ def _serve(request: dict) -> dict:
 
 
 if __name__ == "__main__":
-    from scaling.data.formats import write_json_atomic
+    from scaling.io import write_json_atomic
     write_json_atomic(Path(sys.argv[2]), _serve(json.loads(Path(sys.argv[1]).read_text())))
