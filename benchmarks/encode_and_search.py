@@ -30,20 +30,19 @@ def compose(overrides):
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
+    from scaling import cli
     from scaling.config import parse
+    cli.register()
     with initialize_config_dir(config_dir=str(ROOT / "recipes" / "conf"), version_base="1.3"):
         return parse(OmegaConf.to_container(hcompose("config", overrides=overrides), resolve=True))
 
 
 def encoder(cfg):
+    from scaling.checkpoint import inference_model
     from scaling.data.collate import tokenizers_for
-    from scaling.experiment import build_model
-    from scaling.module import RetrieverModule
-    backbone, head, loss = build_model(cfg)
-    module = RetrieverModule(backbone.body, head, loss, 1e-4, 0.1, 0.0, 1).eval()
-    q_tok, d_tok = tokenizers_for(backbone.tokenizer, cfg.model, cfg.paradigm.head, cfg.data.query_len,
-                                  cfg.data.doc_len)
-    return module, backbone.tokenizer, q_tok, d_tok
+    module, tokenizer = inference_model(cfg)
+    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, cfg.data.query_len, cfg.data.doc_len)
+    return module.eval(), tokenizer, q_tok, d_tok
 
 
 def pct(xs, p):

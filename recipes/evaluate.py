@@ -17,23 +17,23 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.config import ConfigError  # noqa: E402
+from scaling import cli  # noqa: E402
+from scaling.config import EvaluateConfig  # noqa: E402
+
+cli.register()
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(conf: DictConfig) -> None:
-    from scaling.data.formats import FormatError
-    from scaling.experiment import RunExistsError, evaluate_checkpoint
-    from scaling.index.encode import StoreMismatch
-    try:
-        evaluate_checkpoint(OmegaConf.to_container(conf, resolve=True, throw_on_missing=True))
-    except (ConfigError, RunExistsError, FormatError, FileNotFoundError, StoreMismatch) as e:
-        sys.exit(f"error: {e}")
+    with cli.errors():
+        cfg = cli.parse_conf(conf, EvaluateConfig)
+        from scaling.experiment import evaluate
+        evaluate(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -18,26 +18,23 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.config import ConfigError, from_hydra  # noqa: E402
+from scaling import cli  # noqa: E402
+from scaling.config import PrepareConfig  # noqa: E402
+
+cli.register()
 
 
 @hydra.main(config_path="conf", config_name="prepare", version_base="1.3")
 def main(conf: DictConfig) -> None:
-    steps = list(conf.steps)
-    OmegaConf.set_struct(conf, False)
-    del conf["steps"]
-    cfg = from_hydra(conf)
-    from scaling.data.formats import FormatError
-    from scaling.prepare import prepare
-    try:
-        prepare(cfg, steps, log=lambda m: print(m, flush=True))
-    except (ConfigError, FormatError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    with cli.errors():
+        cfg = cli.parse_conf(conf, PrepareConfig)
+        from scaling.prepare import prepare
+        prepare(cfg.run_config(), cfg.steps, log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

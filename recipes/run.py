@@ -5,7 +5,9 @@
     python recipes/run.py -m size=tiny,smollm2-135m        # a grid, one job per combination
     python recipes/run.py --help                           # groups, options and the composed config
 
-Writes RUN_DIR/result.json: {"config", "metrics", "baseline_metrics", "checkpoint", "budget"}.
+Writes RUN_DIR/result.json: {"config", "metrics", "baseline_metrics", "reference_metrics",
+"checkpoint", "budget", "timing_s"}. A bad key or value stops it with ``error: <key>: ...``
+before any model code is imported.
 """
 
 from __future__ import annotations
@@ -18,20 +20,18 @@ from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.config import ConfigError, from_hydra  # noqa: E402
+from scaling import cli  # noqa: E402
+
+cli.register()
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(conf: DictConfig) -> None:
-    cfg = from_hydra(conf)
-    from scaling.data.formats import FormatError
-    from scaling.experiment import RunExistsError, run
-    from scaling.index.encode import StoreMismatch
-    try:
+    with cli.errors():
+        cfg = cli.parse_conf(conf)
+        from scaling.experiment import run
         run(cfg)
-    except (ConfigError, RunExistsError, FormatError, FileNotFoundError, StoreMismatch) as e:
-        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

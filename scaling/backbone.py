@@ -68,7 +68,7 @@ def smollm2_dir(cache_dir: str | Path, quiet: bool = False) -> Path:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(quantised.state_dict())
-    from scaling.data.formats import atomic_dir
+    from scaling.io import atomic_dir
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -129,16 +129,26 @@ def _load_causal_lm(cfg: ModelConfig, size, cache_dir):
     return model, tok
 
 
+def cut_layers(body: nn.Module, n: int) -> None:
+    """Keep the first ``n`` transformer layers: a decoder's ``layers`` or a BERT encoder's
+    ``encoder.layer``."""
+    owner, attr = (body, "layers") if hasattr(body, "layers") else (getattr(body, "encoder", None), "layer")
+    if owner is None or not hasattr(owner, attr):
+        raise TypeError(f"model.num_layers: cannot find the layer list of {type(body).__name__}")
+    if n < len(getattr(owner, attr)):
+        setattr(owner, attr, getattr(owner, attr)[:n])
+        body.config.num_hidden_layers = n
+        if getattr(body.config, "layer_types", None):
+            body.config.layer_types = body.config.layer_types[:n]
+
+
 def load_backbone(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling") -> Backbone:
     """Load body + LM head + tokenizer for ``cfg``, cut to ``num_layers``, with LoRA if enabled."""
     body, lm_head, tok, hf_config = _load_model(cfg, cache_dir)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    if cfg.num_layers is not None and cfg.num_layers < len(body.layers):
-        body.layers = body.layers[: cfg.num_layers]
-        body.config.num_hidden_layers = cfg.num_layers
-        if getattr(body.config, "layer_types", None):
-            body.config.layer_types = body.config.layer_types[: cfg.num_layers]
+    if cfg.num_layers is not None:
+        cut_layers(body, cfg.num_layers)
     for p in body.parameters():
         p.requires_grad_(not cfg.lora.enabled)
     body_params = {id(p) for p in body.parameters()}

@@ -110,3 +110,19 @@ def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, global_batch
     trainable = backbone if lora_r is None else lora_params(arch, lora_r, list(lora_targets))
     return Plan(steps, per_step, steps * per_step, budget_flops, q_tok + d_tok, q_tok, d_tok,
                 global_batch, group_size, backbone, trainable)
+
+
+def plan_run(cfg, head_extra_per_token: float = 0.0, world_size: int = 1) -> Plan:
+    """The plan of a run configuration: its size preset's architecture (cut to model.num_layers),
+    lengths, group size, batch and LoRA settings. A budget that buys no step is a ConfigError."""
+    from scaling import sizes
+    from scaling.schema import ConfigError
+    lora = cfg.model.lora
+    try:
+        return plan(sizes.arch_for(cfg.model.name, cfg.model.num_layers), cfg.data.query_len,
+                    cfg.data.doc_len, 1 + cfg.data.n_negatives,
+                    cfg.trainer.batch_size * cfg.trainer.accumulate * world_size,
+                    lora.r if lora.enabled else None, lora.targets, head_extra_per_token,
+                    cfg.budget.flops, cfg.budget.steps)
+    except ValueError as e:
+        raise ConfigError("budget.flops", str(e)) from None

@@ -1,38 +1,44 @@
-"""Typed run configuration, checked before anything heavy is imported or loaded.
+"""Typed configuration of every recipe, checked before anything heavy is imported or loaded.
 
-Hydra composes YAML groups from ``recipes/conf``; ``parse`` turns the composed mapping into
-these dataclasses, rejecting unknown keys and wrong types with the dotted key that is wrong.
-Each class documents its fields; ``__post_init__`` checks ranges so a bad grid point fails
-in a second, not after the model has loaded.
+One source of defaults: each group's dataclass holds its keys, types, defaults and documentation,
+and its defaults are the built-in run's (``RunConfig()`` is that run, but for ``model.num_layers``
+and ``data.bm25.split_identifiers``, which the default options set). ``scaling.cli`` registers these
+classes as Hydra structured configs; the YAML options under ``recipes/conf`` only override them.
+The paradigm and loss choices are typed nodes here (``PARADIGMS``, ``LOSSES``) because their heads
+and term lists are tagged unions of the part configs in ``scaling.parts``.
+
+``parse`` builds the dataclasses from Hydra's composed mapping, rejecting unknown keys, wrong types
+and unknown names with the dotted key that is wrong (``scaling.schema``); ``__post_init__`` checks
+ranges with keys relative to the class, so a bad grid point fails in a second, not after the
+model has loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaling.parts import (HEAD_CONFIGS, TERM_CONFIGS, DenseHeadConfig, FlopsConfig, HeadConfig,  # noqa: F401
+                           InfoNCEConfig, KLConfig, MarginMSEConfig, SparseHeadConfig, TermConfig)
+from scaling.schema import ConfigError, build, check, union  # noqa: F401
 
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message starts with its dotted key."""
-
-
-def _check(cond: bool, key: str, message: str) -> None:
-    if not cond:
-        raise ConfigError(f"{key}: {message}")
+DEFAULT_CACHE = "~/.cache/scaling"
+REFERENCE_SYSTEMS = ("bm25", "minilm")
+"""Systems with no training that a results table can show (scaling/evaluation/systems.py)."""
+DATASETS = ("pycode", "beir", "msmarco")
+"""``data.name`` choices (scaling/data/corpora.py loads each)."""
 
 
 def _check_shard(spec: str | None, key: str) -> None:
     """null, 'auto' or 'i/n' with 0 <= i < n (see scaling.distributed.resolve_shard)."""
     if spec in (None, "auto"):
         return
-    from scaling.distributed import parse_shard
+    from scaling.launch import parse_shard
     try:
         parse_shard(spec)
     except ValueError as e:
-        raise ConfigError(f"{key}: {e}") from None
+        raise ConfigError(key, str(e)) from None
 
 
 @dataclass
@@ -46,19 +52,20 @@ class LoraConfig:
     """Module names LoRA wraps (peft ``target_modules``)."""
 
     def __post_init__(self):
-        _check(self.r > 0, "model.lora.r", f"must be positive, got {self.r}")
-        _check(0 <= self.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {self.dropout}")
+        check(self.r > 0, "model.lora.r", f"must be positive, got {self.r}")
+        check(0 <= self.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
 class ModelConfig:
     """The backbone (``size=`` group). ``name`` is a preset of ``scaling.sizes``."""
 
-    name: str = "tiny"
+    name: str = "smollm2-135m"
     path: str | None = None
     """Local folder with HF weights (config.json + safetensors); overrides the preset's source."""
     hf_id: str | None = None
-    """Hub id used only when ``download`` is true and ``path`` is unset."""
+    """Hub id used only when ``download`` is true and ``path`` is unset; null: the size preset's
+    (scaling/sizes.py)."""
     download: bool = False
     """Allow fetching ``hf_id`` from the HF hub (online machines only)."""
     num_layers: int | None = None
@@ -75,57 +82,43 @@ class ModelConfig:
     gradient_checkpointing: bool = False
 
     def __post_init__(self):
-        _check(self.padding_side in ("left", "right"), "model.padding_side",
+        check(self.padding_side in ("left", "right"), "model.padding_side",
                f"must be 'left' or 'right', got {self.padding_side!r}")
-        _check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
+        check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
                f"must be float32, bfloat16 or float16, got {self.dtype!r}")
-        _check(self.num_layers is None or self.num_layers > 0, "model.num_layers",
+        check(self.num_layers is None or self.num_layers > 0, "model.num_layers",
                f"must be positive or null, got {self.num_layers}")
 
 
 @dataclass
-class HeadConfig:
-    """The representation head (set by ``paradigm=``); ``name`` is a key of ``scaling.heads``."""
-
-    name: str = "dense"
-    pooling: str = "mean"
-    """dense: eos | mean | cls | normalized_mean."""
-    normalize: bool = False
-    """dense: L2-normalise the pooled vector."""
-    scale_logits: bool = True
-    """sparse: multiply LM-head logits by hidden_size^-0.25 (Zeng et al.)."""
-    chunk: int = 32
-    """sparse: sequence positions per LM-head block (memory for 128k vocabularies)."""
-    query_top_k: int | None = None
-    """sparse: keep the top-k query weights at encode time (null keeps all)."""
-    doc_top_k: int | None = None
-    """sparse: keep the top-k document weights at encode time (null keeps all)."""
-    drop_bos: bool = False
-    """Encode without the BOS token (decoder-SPLADE: BOS acts as an attention sink)."""
-
-
-@dataclass
 class ParadigmConfig:
+    """Dense or sparse (``paradigm=`` group): the head, its score temperature, the terms it adds."""
+
     name: str = "dense"
     temperature: float = 0.02
-    """Score temperature the loss configs read (${paradigm.temperature}): cosine vs raw dot products."""
-    head: HeadConfig = field(default_factory=HeadConfig)
-    terms: list[dict] = field(default_factory=list)
-    """Loss terms the paradigm adds to the loss group's (e.g. a sparsity regulariser)."""
+    """Score temperature; a loss term's null temperature means this one (cosine scores need a
+    small one, raw dot products of sparse weights 1)."""
+    head: Any = field(default=None, metadata=union(HEAD_CONFIGS, "head"))
+    """A head config chosen by ``name`` (scaling/parts.py); null: the dense head's defaults."""
+    terms: list[Any] = field(default_factory=list, metadata=union(TERM_CONFIGS, "loss term"))
+    """Loss terms the paradigm adds to the loss group's (e.g. the sparsity regulariser)."""
+
+    def __post_init__(self):
+        if self.head is None:
+            self.head = DenseHeadConfig()
+        check(self.temperature > 0, "paradigm.temperature", "must be positive")
 
 
 @dataclass
 class LossConfig:
-    """Weighted loss terms (``loss=`` group). Each term: {name: <registry key>, weight, ...}."""
+    """Weighted loss terms (``loss=`` group), each chosen by ``name`` (scaling/parts.py)."""
 
     name: str = "cl"
-    terms: list[dict] = field(default_factory=lambda: [{"name": "infonce", "weight": 1.0}])
+    terms: list[Any] = field(default_factory=lambda: [InfoNCEConfig()],
+                             metadata=union(TERM_CONFIGS, "loss term"))
 
     def __post_init__(self):
-        _check(len(self.terms) > 0, "loss.terms", "needs at least one term")
-        for i, t in enumerate(self.terms):
-            _check(isinstance(t, dict) and "name" in t, f"loss.terms[{i}]",
-                   "each term is a mapping with a 'name'")
+        check(len(self.terms) > 0, "loss.terms", "needs at least one term")
 
 
 @dataclass
@@ -140,8 +133,9 @@ class BM25Config:
     """Add the parts of compound identifiers (snake_case, camelCase) to the indexed text (code)."""
 
     def __post_init__(self):
-        _check(self.k1 > 0 and 0 <= self.b <= 1, "data.bm25", "needs k1 > 0 and 0 <= b <= 1")
-        _check(self.hits > 0, "data.bm25.hits", "must be positive")
+        check(self.k1 > 0, "data.bm25.k1", "must be positive")
+        check(0 <= self.b <= 1, "data.bm25.b", "must be in [0, 1]")
+        check(self.hits > 0, "data.bm25.hits", "must be positive")
 
 
 @dataclass
@@ -159,9 +153,11 @@ class DataConfig:
     train_split: str = "train"
     eval_splits: list[str] = field(default_factory=lambda: ["test"])
     query_len: int = 32
-    doc_len: int = 128
-    n_negatives: int = 1
-    """Negatives per training group, beside its one positive."""
+    """Maximum query tokens in training (and evaluation unless eval.query_len)."""
+    doc_len: int = 96
+    """Maximum document tokens in training (and evaluation unless eval.doc_len)."""
+    n_negatives: int = 0
+    """Sampled negatives per training group, beside its one positive (0: in-batch negatives only)."""
     negatives: str = "random"
     """random: sampled from the corpus; bm25: from BM25's top candidates minus the positives
     (built by ``recipes/prepare.py``). With teacher scores the scored candidates are the pool."""
@@ -178,13 +174,19 @@ class DataConfig:
     """error: fail on groups lacking teacher scores (with a count and examples); drop: skip them."""
 
     def __post_init__(self):
-        _check(self.query_len > 1 and self.doc_len > 1, "data.query_len/doc_len", "must be > 1")
-        _check(self.n_negatives >= 0, "data.n_negatives", "must be >= 0")
-        _check(self.missing_teacher in ("error", "drop"), "data.missing_teacher",
+        check(self.query_len > 1, "data.query_len", "must be > 1")
+        check(self.doc_len > 1, "data.doc_len", "must be > 1")
+        check(self.n_negatives >= 0, "data.n_negatives", "must be >= 0")
+        check(self.missing_teacher in ("error", "drop"), "data.missing_teacher",
                f"must be 'error' or 'drop', got {self.missing_teacher!r}")
-        _check(self.negatives in ("random", "bm25"), "data.negatives",
+        check(self.negatives in ("random", "bm25"), "data.negatives",
                f"must be 'random' or 'bm25', got {self.negatives!r}")
-        _check(self.negatives_depth > 0, "data.negatives_depth", "must be positive")
+        check(self.negatives_depth > 0, "data.negatives_depth", "must be positive")
+        check(self.name in DATASETS, "data.name", f"unknown dataset {self.name!r} (known: {', '.join(DATASETS)})")
+        check(self.name != "msmarco" or bool(self.path), "data.path",
+              "data=msmarco needs data.path=DIR with the MS MARCO files (see scaling/data/msmarco.py)")
+        check(self.name != "beir" or bool(self.path or self.beir_name), "data.path",
+              "data=beir needs data.path=DIR|FILE.zip, or data.beir_name=NAME (a zip under <cache_dir>/downloads)")
 
 
 @dataclass
@@ -211,7 +213,7 @@ class TeacherConfig:
     model: str | None = None
     """A trained cross-encoder: local folder or HF id (AutoModelForSequenceClassification);
     null fine-tunes one from ``init``."""
-    init: str = "minilm"
+    init: str | None = "minilm"
     """Start of a fine-tuned teacher: 'minilm' (the packaged all-MiniLM-L6-v2) or a folder/HF id."""
     download: bool = False
     """Allow fetching HF ids (online machines only)."""
@@ -231,8 +233,10 @@ class TeacherConfig:
     train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
 
     def __post_init__(self):
-        _check(self.max_len > 8, "teacher.max_len", "must be > 8")
-        _check(self.candidates >= 0, "teacher.candidates", "must be >= 0")
+        check(self.model is not None or self.init is not None, "teacher.model",
+              "set teacher.model=FOLDER|HF_ID (a trained cross-encoder), or teacher.init to fine-tune one")
+        check(self.max_len > 8, "teacher.max_len", "must be > 8")
+        check(self.candidates >= 0, "teacher.candidates", "must be >= 0")
         _check_shard(self.shard, "teacher.shard")
 
 
@@ -241,16 +245,17 @@ class BudgetConfig:
     """Training compute (``budget=`` group): exactly one of ``flops`` and ``steps``."""
 
     name: str = "cpu"
-    flops: float | None = None
-    """Training FLOPs; steps = floor(flops / flops_per_step)."""
+    flops: float | None = 1.0e13
+    """Training FLOPs; steps = floor(flops / flops_per_step). The default buys the built-in run a
+    few minutes on 2 CPU cores."""
     steps: int | None = None
     """Fixed number of optimiser steps (the FLOPs are then reported, not planned)."""
 
     def __post_init__(self):
-        _check((self.flops is None) != (self.steps is None), "budget",
+        check((self.flops is None) != (self.steps is None), "budget",
                "set exactly one of budget.flops and budget.steps")
-        _check(self.flops is None or self.flops > 0, "budget.flops", "must be positive")
-        _check(self.steps is None or self.steps > 0, "budget.steps", "must be positive")
+        check(self.flops is None or self.flops > 0, "budget.flops", "must be positive")
+        check(self.steps is None or self.steps > 0, "budget.steps", "must be positive")
 
 
 @dataclass
@@ -262,10 +267,10 @@ class TrainerConfig:
     devices: Any = 1
     strategy: str = "auto"
     precision: str = "32-true"
-    batch_size: int = 16
+    batch_size: int = 32
     """Queries per device per step (each brings 1 + n_negatives documents)."""
     accumulate: int = 1
-    lr: float = 3e-4
+    lr: float = 1.0e-3
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
@@ -277,9 +282,9 @@ class TrainerConfig:
     """torch CPU threads; null leaves torch's default."""
 
     def __post_init__(self):
-        _check(self.batch_size > 0, "trainer.batch_size", "must be positive")
-        _check(self.lr > 0, "trainer.lr", "must be positive")
-        _check(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
+        check(self.batch_size > 0, "trainer.batch_size", "must be positive")
+        check(self.lr > 0, "trainer.lr", "must be positive")
+        check(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
 
 
 @dataclass
@@ -290,7 +295,7 @@ class LoggerConfig:
     mode: str = "offline"
 
     def __post_init__(self):
-        _check(self.name in ("csv", "wandb", "none"), "logger.name",
+        check(self.name in ("csv", "wandb", "none"), "logger.name",
                f"must be csv, wandb or none, got {self.name!r}")
 
 
@@ -315,6 +320,9 @@ class EvalConfig:
     query_instruction: str = ""
     """Text prepended to every evaluation query (after the model's query prefix)."""
     k: int = 1000
+    wait_s: float = 3600.0
+    """After encoding its share, how long rank 0 of a multi-process launch waits for the other
+    ranks' corpus blocks before it stops with an error naming the missing ones."""
     untrained: bool = True
     """Also evaluate the untrained backbone (step 0), cached across runs."""
     baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm"])
@@ -327,26 +335,30 @@ class EvalConfig:
 
     def __post_init__(self):
         self.precision = str(self.precision)  # eval.precision=32 arrives as an int
-        _check(self.precision in ("32", "bf16"), "eval.precision", f"must be 32 or bf16, got {self.precision!r}")
-        _check(self.block > 0, "eval.block", "must be positive")
+        check(self.precision in ("32", "bf16"), "eval.precision", f"must be 32 or bf16, got {self.precision!r}")
+        check(self.block > 0, "eval.block", "must be positive")
+        check(self.wait_s > 0, "eval.wait_s", "must be positive")
         for name in ("doc_len", "query_len"):
             v = getattr(self, name)
-            _check(v is None or v > 0, f"eval.{name}", "must be positive or null")
+            check(v is None or v > 0, f"eval.{name}", "must be positive or null")
         _check_shard(self.shard, "eval.shard")
-        _check(self.index in ("flat", "hnsw", "ivfpq"), "eval.index",
+        check(self.index in ("flat", "hnsw", "ivfpq"), "eval.index",
                f"must be flat, hnsw or ivfpq, got {self.index!r}")
-        _check(self.quantization > 0, "eval.quantization", "must be positive")
-        bad = [b for b in self.baselines if b not in ("bm25", "minilm")]
-        _check(not bad, "eval.baselines", f"unknown baseline {bad[:1]}; known: bm25, minilm")
+        check(self.quantization > 0, "eval.quantization", "must be positive")
+        bad = [b for b in self.baselines if b not in REFERENCE_SYSTEMS]
+        check(not bad, "eval.baselines", f"unknown reference system {bad[:1]} (known: {', '.join(REFERENCE_SYSTEMS)})")
 
     def result_settings(self) -> dict:
         """The settings a result depends on (not where or in how many pieces it ran): cache keys."""
-        skip = ("baselines", "untrained", "device", "shard", "block", "batch_size")
+        skip = ("baselines", "untrained", "device", "shard", "block", "batch_size", "wait_s")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
 @dataclass
 class RunConfig:
+    """One grid point (``recipes/run.py``). Every default here is the built-in run's, except where
+    a group's YAML option (``recipes/conf/<group>/<option>.yaml``) overrides it."""
+
     paradigm: ParadigmConfig = field(default_factory=ParadigmConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -357,75 +369,101 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     run_dir: str | None = None
-    cache_dir: str = "~/.cache/scaling"
+    """The run folder; null: runs/<time>-<paradigm>-<loss>-<size>, fixed once per launch (every
+    rank of a multi-process launch writes to the same one; see scaling/rundir.py)."""
+    cache_dir: str = DEFAULT_CACHE
+    """Built corpora, converted models, prepared data and the cached reference/untrained metrics."""
     seed: int = 0
     overwrite: bool = False
     """Replace a finished run_dir (otherwise a finished run is never overwritten)."""
 
     def __post_init__(self):
         if not self.cache_dir:  # SCALING_CACHE set but empty: the default, not the cwd
-            self.cache_dir = "~/.cache/scaling"
+            self.cache_dir = DEFAULT_CACHE
+        for term in self.terms:
+            term.bind(self.paradigm.temperature)
+
+    @property
+    def terms(self) -> list[TermConfig]:
+        """Every loss term of the run: the loss group's, then the paradigm's."""
+        return list(self.loss.terms) + list(self.paradigm.terms)
 
 
-def _matches(value, tp) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        return isinstance(value, list) and all(_matches(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    return isinstance(value, tp)
+@dataclass
+class EvaluateConfig:
+    """``recipes/evaluate.py``: a checkpoint and/or reference systems on a dataset's splits."""
+
+    checkpoint: str | None = None
+    """A RUN_DIR/checkpoint folder written by run.py."""
+    baseline: Any = None
+    """Reference systems on the table: bm25 | minilm | [bm25,minilm] | none; null: eval.baselines.
+    Without a checkpoint they are evaluated alone (one system's numbers are then ``metrics``)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run_dir: str | None = None
+    """The output folder; null: a fresh one under runs/."""
+    cache_dir: str = DEFAULT_CACHE
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if not self.cache_dir:
+            self.cache_dir = DEFAULT_CACHE
+        names = self.references
+        if names is not None:
+            bad = [n for n in names if n not in REFERENCE_SYSTEMS]
+            check(not bad, "baseline", f"unknown reference system {bad[:1]} (known: {', '.join(REFERENCE_SYSTEMS)}, none)")
+            self.eval = dataclasses.replace(self.eval, baselines=names)
+        check(self.checkpoint is not None or bool(self.eval.baselines), "checkpoint",
+              "give checkpoint=RUN_DIR/checkpoint, or baseline=bm25|minilm to evaluate a reference system alone")
+
+    @property
+    def references(self) -> list[str] | None:
+        """``baseline``: bm25 | minilm | [bm25,minilm] | none -> a list; unset -> None."""
+        if self.baseline is None:
+            return None
+        names = [self.baseline] if isinstance(self.baseline, str) else list(self.baseline)
+        return [n for part in names for n in str(part).split(",") if n and n != "none"]
 
 
-def build(cls, data: dict, prefix: str = ""):
-    """Build dataclass ``cls`` from a plain mapping; unknown keys and wrong types raise ConfigError."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for name, value in data.items():
-        tp, key = hints[name], f"{prefix}{name}"
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = build(tp, value, key + ".")
-            continue
-        if isinstance(value, int) and not isinstance(value, bool) and _matches(1.0, tp) \
-                and not _matches(1, tp):
-            value = float(value)
-        if not _matches(value, tp):
-            raise ConfigError(f"{key}: expected {tp}, got {value!r}")
-        kwargs[name] = value
-    return cls(**kwargs)
+PREPARE_STEPS = ("data", "model", "bm25", "teacher_model", "teacher")
 
 
-def parse(data: dict) -> RunConfig:
-    """Validate a composed config mapping into a RunConfig."""
-    return build(RunConfig, data)
+@dataclass
+class PrepareConfig(RunConfig):
+    """``recipes/prepare.py``: the run configuration plus the steps to prepare (in this order)."""
+
+    steps: list[str] = field(default_factory=lambda: list(PREPARE_STEPS))
+
+    def __post_init__(self):
+        super().__post_init__()
+        bad = [s for s in self.steps if s not in PREPARE_STEPS]
+        check(not bad, "steps", f"unknown step {bad[:1]} (known: {', '.join(PREPARE_STEPS)})")
+
+    def run_config(self) -> RunConfig:
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunConfig)}
+        return RunConfig(**fields)
+
+
+# The named choices of the paradigm and loss groups. They are typed nodes rather than YAML files
+# because their heads and term lists are tagged unions: from these, Hydra knows every key of the
+# chosen head and terms, so a typo (paradigm.head.chunk on a dense head, loss.terms.0.tempreature)
+# fails while composing, and an omitted key still takes its dataclass default.
+PARADIGMS = {
+    "dense": ParadigmConfig(),
+    "sparse": ParadigmConfig(name="sparse", temperature=1.0, head=SparseHeadConfig(), terms=[FlopsConfig()]),
+}
+LOSSES = {
+    "cl": LossConfig(),
+    "kd": LossConfig(name="kd", terms=[KLConfig()]),
+    "cl+kd": LossConfig(name="cl+kd", terms=[InfoNCEConfig(weight=0.5), KLConfig(weight=0.5)]),
+    "margin_mse": LossConfig(name="margin_mse", terms=[MarginMSEConfig()]),
+}
+
+
+def parse(data: dict, cls=RunConfig):
+    """Validate a composed config mapping into ``cls`` (RunConfig by default)."""
+    return build(cls, data)
 
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
-
-
-def from_hydra(conf) -> RunConfig:
-    """A composed Hydra config -> RunConfig; exits with the offending key on a bad value."""
-    import sys
-
-    from omegaconf import OmegaConf
-    try:
-        return parse(OmegaConf.to_container(conf, resolve=True, throw_on_missing=True))
-    except ConfigError as e:
-        sys.exit(f"config error: {e}")

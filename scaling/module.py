@@ -14,8 +14,10 @@ from scaling.losses.base import LossInputs, WeightedLoss
 
 
 class RetrieverModule(L.LightningModule):
-    def __init__(self, body, head, loss: WeightedLoss, lr: float = 3e-4, warmup_ratio: float = 0.1,
-                 weight_decay: float = 0.0, max_steps: int = 1):
+    def __init__(self, body, head, loss: WeightedLoss | None = None, lr: float = 3e-4,
+                 warmup_ratio: float = 0.1, weight_decay: float = 0.0, max_steps: int = 1):
+        """``loss`` and the optimiser settings matter only for training; ``RetrieverModule(body,
+        head)`` is an encoder (scaling.checkpoint.inference_model)."""
         super().__init__()
         self.body, self.head, self.loss = body, head, loss
         self.lr, self.warmup_ratio, self.weight_decay = lr, warmup_ratio, weight_decay

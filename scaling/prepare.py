@@ -33,10 +33,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaling.config import ConfigError, RunConfig
-from scaling.data.formats import read_groups, write_groups, write_json_atomic
+from scaling.config import PREPARE_STEPS, ConfigError, RunConfig
+from scaling.data.formats import read_groups, write_groups
+from scaling.io import write_json_atomic
 
-STEPS = ("data", "model", "bm25", "teacher_model", "teacher")
+STEPS = PREPARE_STEPS
 
 
 def dataset_key(cfg: RunConfig) -> str:
@@ -300,3 +301,38 @@ def load_negative_pools(cfg: RunConfig) -> dict[str, list[str]]:
         raise FileNotFoundError(f"data.negatives=bm25 needs the prepared groups {p.groups}: run "
                                 f"`{prepare_command(cfg, 'bm25')}`")
     return {q: g["negatives"][:cfg.data.negatives_depth] for q, g in read_groups(p.groups).items()}
+
+
+def training_inputs(cfg: RunConfig) -> tuple[Path | None, dict[str, list[str]] | None]:
+    """(teacher scores, BM25 negative pools) a run trains on, checked before any model loads:
+    the score file when a loss term distils (missing scores fail with how to build them), the
+    prepared pools when ``data.negatives=bm25`` without a teacher."""
+    scores = teacher_scores_path(cfg) if needs_teacher(cfg.terms) else None
+    check_data_for(cfg.terms, cfg.data, scores,
+                   f", or build them: `{prepare_command(cfg, 'teacher')}` with this run's teacher= options")
+    pools = load_negative_pools(cfg) if cfg.data.negatives == "bm25" and not scores else None
+    return scores, pools
+
+
+def needs_teacher(terms: list) -> bool:
+    """True when any configured term distils from teacher scores."""
+    return any(t.needs_teacher for t in terms)
+
+
+def check_data_for(terms: list, data_cfg, teacher_scores=None, how: str = "") -> None:
+    """Fail before any model loads when a term needs teacher scores the run cannot find.
+
+    ``teacher_scores`` is the resolved score file (data.teacher_scores or the prepared one);
+    ``how`` says how to build it.
+    """
+    if not needs_teacher(terms):
+        return
+    name = next(t.name for t in terms if t.needs_teacher)
+    path = teacher_scores or data_cfg.teacher_scores
+    if not path or not Path(path).expanduser().exists():
+        where = f" (none at {path})" if path else ""
+        raise ConfigError(f"loss term {name!r} needs teacher scores{where}: set "
+                         f"data.teacher_scores=FILE (TSV qid<TAB>docid<TAB>score){how}")
+    if data_cfg.n_negatives < 1:
+        raise ConfigError(f"loss term {name!r} compares a query's candidates: "
+                         "set data.n_negatives to 1 or more")

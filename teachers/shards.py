@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scaling.data.formats import FormatError, read_scores, write_scores
-from scaling.distributed import parse_shard, resolve_shard  # noqa: F401  (the shard spec is shared)
+from scaling.launch import parse_shard, resolve_shard  # noqa: F401  (the shard spec is shared)
 
 
 def canonical(pairs) -> list[tuple[str, str]]:

@@ -19,6 +19,9 @@ def compose(overrides=(), config_name="config"):
     from hydra import compose as hcompose
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
+
+    from scaling import cli
+    cli.register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         conf = hcompose(config_name=config_name, overrides=list(overrides))
         return OmegaConf.to_container(conf, resolve=True)

@@ -65,3 +65,13 @@ def test_encoder_only_minilm_loads_through_the_same_code():
     reps = DenseHead("mean", normalize=True)(hidden, mask)
     sims = reps @ reps.T
     assert sims[0, 1] > sims[0, 2] + 0.2  # pretrained weights, not random ones
+
+
+def test_num_layers_cuts_an_encoder_too():
+    """model.num_layers on a BERT encoder keeps its first layers, as on a decoder; the budget agrees."""
+    from scaling.sizes import arch_for
+    bb = load_backbone(ModelConfig(name="minilm", num_layers=2, lora=LoraConfig(enabled=False)))
+    assert len(bb.body.model.encoder.layer) == 2 and bb.body.model.config.num_hidden_layers == 2
+    assert arch_for("minilm", 2).layers == 2
+    hidden, mask = _encode(bb, ["two layers are enough to run"])
+    assert hidden.shape[-1] == 384 and torch.isfinite(hidden).all()

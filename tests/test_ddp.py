@@ -17,9 +17,10 @@ from torch import nn
 
 from scaling.heads.dense import DenseHead
 from scaling.losses import build_loss
+from scaling.parts import InfoNCEConfig
 from scaling.module import RetrieverModule
 
-TERMS = [{"name": "infonce", "temperature": 0.1, "bidirectional": True, "weight": 1.0}]
+TERMS = [InfoNCEConfig(temperature=0.1, bidirectional=True, weight=1.0)]
 
 
 class ToyBody(nn.Module):

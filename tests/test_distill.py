@@ -72,13 +72,14 @@ def test_flops_regulariser_and_its_quadratic_warmup(step, ramp):
 
 def test_runs_needing_a_teacher_fail_before_loading_anything(tmp_path):
     from scaling.config import DataConfig
-    from scaling.losses import check_data_for
+    from scaling.parts import FlopsConfig, InfoNCEConfig, KLConfig, MarginMSEConfig
+    from scaling.prepare import check_data_for
     with pytest.raises(ValueError, match="data.teacher_scores"):
-        check_data_for([{"name": "infonce"}, {"name": "kl"}], DataConfig())
+        check_data_for([InfoNCEConfig(), KLConfig()], DataConfig())
     with pytest.raises(ValueError, match=r"none at .*absent.tsv.*build them"):
-        check_data_for([{"name": "kl"}], DataConfig(), tmp_path / "absent.tsv", ", or build them")
+        check_data_for([KLConfig()], DataConfig(), tmp_path / "absent.tsv", ", or build them")
     scores = tmp_path / "t.tsv"
     scores.write_text("q\td\t1.0\n")
     with pytest.raises(ValueError, match="n_negatives"):
-        check_data_for([{"name": "margin_mse"}], DataConfig(teacher_scores=str(scores), n_negatives=0))
-    check_data_for([{"name": "infonce"}, {"name": "flops"}], DataConfig())
+        check_data_for([MarginMSEConfig()], DataConfig(teacher_scores=str(scores), n_negatives=0))
+    check_data_for([InfoNCEConfig(), FlopsConfig()], DataConfig())

@@ -18,15 +18,13 @@ TEXTS = [("def f%d(x): return x * %d  # " % (i, i)) + "word " * (i % 7) for i in
 
 
 def _module(paradigm: str):
-    from scaling.experiment import build_model
-    from scaling.module import RetrieverModule
+    from scaling.checkpoint import inference_model
     torch.manual_seed(0)
     prune = ["paradigm.head.doc_top_k=32"] if paradigm == "sparse" else []
     cfg = parse(compose(["size=tiny", f"paradigm={paradigm}"] + prune))
-    backbone, head, loss = build_model(cfg)
-    module = RetrieverModule(backbone.body, head, loss).eval()
-    q_tok, d_tok = tokenizers_for(backbone.tokenizer, cfg.model, cfg.paradigm.head, 16, 24)
-    return cfg, module, backbone.tokenizer, q_tok, d_tok
+    module, tokenizer = inference_model(cfg)
+    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, 16, 24)
+    return cfg, module.eval(), tokenizer, q_tok, d_tok
 
 
 def _dense(x):
@@ -79,7 +77,7 @@ def test_sharded_blocks_equal_one_pass_and_a_killed_shard_resumes(kind, tmp_path
 
 def test_shard_specs():
     from scaling.config import ConfigError, EvalConfig
-    from scaling.distributed import launched_by_rank, resolve_shard
+    from scaling.launch import launched_by_rank, resolve_shard
     assert resolve_shard("1/3", {}) == (1, 3)
     assert resolve_shard("auto", {}) == (0, 1)
     assert resolve_shard("auto", {"RANK": "2", "WORLD_SIZE": "4"}) == (2, 4)
@@ -98,16 +96,16 @@ def test_long_documents_and_query_instruction_apply_at_evaluation():
     """eval.doc_len is independent of training: an 8192-token document is encoded whole."""
     cfg, module, tokenizer, _, _ = _module("dense")
     long_doc = "alpha beta gamma delta " * 3000  # > 8192 tokens
-    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, cfg.paradigm.head, 32, 8192, "Given a query, find code: ")
+    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, 32, 8192, "Given a query, find code: ")
     ids = d_tok.ids([long_doc])[0]
     assert len(ids) == 8192
-    _, short = tokenizers_for(tokenizer, cfg.model, cfg.paradigm.head, 32, 64)
+    _, short = tokenizers_for(tokenizer, cfg.model, 32, 64)
     fn = encode.encoder_fn(module, "doc")
     full = encode.encode_texts(fn, d_tok, [long_doc, "x"], progress=False)
     cut = encode.encode_texts(fn, short, [long_doc, "x"], progress=False)
     assert not np.allclose(full[0], cut[0], atol=1e-4) and np.allclose(full[1], cut[1], atol=1e-5)
 
-    plain, _ = tokenizers_for(tokenizer, cfg.model, cfg.paradigm.head, 32, 64)
+    plain, _ = tokenizers_for(tokenizer, cfg.model, 32, 64)
     with_inst = q_tok.ids(["sort a list"])[0]
     want = tokenizer("query: Given a query, find code: sort a list", add_special_tokens=True)["input_ids"]
     assert with_inst == want[:32] and with_inst != plain.ids(["sort a list"])[0]

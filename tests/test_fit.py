@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from conftest import ROOT, compose
-from scaling.config import ConfigError, parse
-from scaling.experiment import RunExistsError, evaluate_checkpoint, run
+from scaling import config
+from scaling.config import ConfigError, EvaluateConfig, parse
+from scaling.experiment import evaluate, run
+from scaling.rundir import RunExistsError
 
 KEYS = {"nDCG@10", "RR@10", "R@100", "R@1000"}
 INDEX_KEYS = {"index_MB", "build_s", "p50_ms", "p95_ms", "QPS"}
@@ -32,29 +34,29 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
     weights = load_file(str(tmp_path / "run" / "checkpoint" / "weights.safetensors"))
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())
 
-    def evaluate(name, *overrides, cache="cache"):  # recipes/evaluate.py on the checkpoint
-        return evaluate_checkpoint(compose(["data=beir", tiny_overrides[2], f"run_dir={tmp_path / name}",
-                                            f"checkpoint={result['checkpoint']}", f"cache_dir={tmp_path / cache}",
-                                            *overrides], config_name="evaluate"))
+    def evaluate_ckpt(name, *overrides, cache="cache"):  # recipes/evaluate.py on the checkpoint
+        return evaluate(parse(compose(["data=beir", tiny_overrides[2], f"run_dir={tmp_path / name}",
+                                       f"checkpoint={result['checkpoint']}", f"cache_dir={tmp_path / cache}",
+                                       *overrides], config_name="evaluate"), EvaluateConfig))
 
     def same_metrics(got, key="metrics"):
         for k in KEYS:
             assert got[key]["small/test"][k] == pytest.approx(result[key]["small/test"][k], abs=1e-6)
 
     # evaluate.py's path rebuilds the model from the checkpoint and gets the same numbers.
-    same_metrics(evaluate("eval", "eval.untrained=false"))
+    same_metrics(evaluate_ckpt("eval", "eval.untrained=false"))
 
     # Sharded: two jobs each encode their blocks (300 docs -> 3 blocks); the one completing the corpus
     # evaluates, with the same numbers; no result.json before that.
     shard = ("eval.untrained=false", "eval.baselines=[]", "eval.block=100")
-    assert evaluate("sharded", *shard, "eval.shard=0/2") == {}
+    assert evaluate_ckpt("sharded", *shard, "eval.shard=0/2") == {}
     assert not (tmp_path / "sharded" / "result.json").exists()
     assert sorted(p.name for p in (tmp_path / "sharded" / "encoded" / "small").glob("block-*")) == [
         "block-000000.npy", "block-000002.npy"]
-    same_metrics(evaluate("sharded", *shard, "eval.shard=1/2"))
+    same_metrics(evaluate_ckpt("sharded", *shard, "eval.shard=1/2"))
 
     # Its untrained column is the backbone itself (recomputed here in a fresh cache), not the checkpoint.
-    same_metrics(evaluate("eval2", "eval.baselines=[]", cache="cache2"), "baseline_metrics")
+    same_metrics(evaluate_ckpt("eval2", "eval.baselines=[]", cache="cache2"), "baseline_metrics")
 
     # A finished run is never overwritten silently.
     with pytest.raises(RunExistsError, match="overwrite=true"):
@@ -109,8 +111,8 @@ def test_cli_runs_and_rejects_bad_input(tiny_overrides, tmp_path):
     assert "model.download=true" in missing.stderr
 
 
-PARADIGMS = sorted(p.stem for p in (ROOT / "recipes" / "conf" / "paradigm").glob("*.yaml"))
-LOSS_CHOICES = sorted(p.stem for p in (ROOT / "recipes" / "conf" / "loss").glob("*.yaml"))
+PARADIGMS = sorted(config.PARADIGMS)
+LOSS_CHOICES = sorted(config.LOSSES)
 
 
 @pytest.mark.parametrize("paradigm", PARADIGMS)
@@ -125,23 +127,22 @@ def test_every_paradigm_and_loss_fits(paradigm, loss, tiny_overrides, teacher_fi
     result = run(cfg)
     assert set(result["metrics"]["small/test"]) == KEYS | INDEX_KEYS | (SPARSE_KEYS if paradigm == "sparse" else set())
     header = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
-    for term in cfg.loss.terms + cfg.paradigm.terms:
-        assert f"train/{term['name']}" in header
+    for term in cfg.terms:
+        assert f"train/{term.name}" in header
     if paradigm == "sparse":
         assert {"train/q_nonzero", "train/d_nonzero", "train/flops"} <= set(header)
 
 
 def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_path, capsys):
     """BM25 (in-process Lucene searcher) equals the batch SearchCollection path; MiniLM runs zero-shot."""
-    from scaling.baselines import reference_metrics
     from scaling.data import corpora
-    from scaling.evaluation import score_run
+    from scaling.evaluation import score_run, systems
     from scaling.index import bm25
     from scaling.prepare import paths
     cfg = parse(compose(tiny_overrides + ["eval.baselines=[bm25,minilm]", "eval.k=100"]))
     data_dir = corpora.dataset_dir(cfg.data, cfg.cache_dir)
     data = corpora.load(cfg.data, cfg.cache_dir)
-    refs = reference_metrics(cfg, data, data_dir, ["test"])
+    refs = systems.references(cfg, data, data_dir, ["test"])
     assert set(refs) == {"bm25", "minilm"}
     batch = bm25.search(paths(cfg).bm25 / "index", data.split_queries("test"), cfg.data.bm25, hits=100)
     want = score_run(batch, data.qrels["test"])
@@ -150,14 +151,14 @@ def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_pa
     assert set(refs["minilm"]["small/test"]) >= KEYS | INDEX_KEYS
     assert refs["minilm"]["small/test"]["nDCG@10"] > 0.2  # a real pretrained model, not noise
     capsys.readouterr()
-    assert reference_metrics(cfg, data, data_dir, ["test"]) == refs
+    assert systems.references(cfg, data, data_dir, ["test"]) == refs
     assert "cached" in capsys.readouterr().out
 
     # evaluate.py baseline=bm25 with no checkpoint: BM25 alone, its numbers as the result's metrics.
-    alone = evaluate_checkpoint(compose(["baseline=bm25", "data=beir", tiny_overrides[2], "eval.k=100",
-                                         f"cache_dir={cfg.cache_dir}", f"run_dir={tmp_path / 'bm25'}"],
-                                        config_name="evaluate"))
+    alone = evaluate(parse(compose(["baseline=bm25", "data=beir", tiny_overrides[2], "eval.k=100",
+                                    f"cache_dir={cfg.cache_dir}", f"run_dir={tmp_path / 'bm25'}"],
+                                   config_name="evaluate"), EvaluateConfig))
     assert alone["metrics"] == refs["bm25"] and set(alone["reference_metrics"]) == {"bm25"}
     assert "BM25" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="checkpoint"):
-        evaluate_checkpoint(compose(["baseline=none"], config_name="evaluate"))
+        parse(compose(["baseline=none"], config_name="evaluate"), EvaluateConfig)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from scaling.losses import LOSSES, LossInputs, build_loss
+from scaling.parts import FlopsConfig, InfoNCEConfig
 
 
 def _inputs(B=3, G=3, D=4, seed=0):
@@ -61,13 +62,28 @@ def test_infonce_uses_offsets_into_gathered_rows():
 
 def test_weighted_loss_sums_terms_and_reports_each():
     x = _inputs()
-    loss = build_loss([{"name": "infonce", "weight": 0.25, "temperature": 1.0}])
+    loss = build_loss([InfoNCEConfig(weight=0.25, temperature=1.0)])
     total, parts = loss(x)
     assert total.item() == pytest.approx(0.25 * parts["infonce"].item())
 
 
-def test_unknown_term_and_bad_keyword_fail_clearly():
-    with pytest.raises(KeyError, match="unknown name 'nope'"):
-        build_loss([{"name": "nope"}])
-    with pytest.raises(TypeError, match="infonce"):
-        build_loss([{"name": "infonce", "tempreature": 0.1}])
+def test_a_term_used_twice_keeps_its_own_weight_and_label():
+    """Two InfoNCE terms at different temperatures: each is logged and weighted on its own."""
+    x = _inputs()
+    loss = build_loss([InfoNCEConfig(weight=0.25, temperature=1.0), InfoNCEConfig(weight=2.0, temperature=0.5),
+                       FlopsConfig(weight=0.0)])
+    total, parts = loss(x)
+    assert list(parts) == ["infonce.0", "infonce.1", "flops"]
+    alone = [LOSSES["infonce"](temperature=t)(x).item() for t in (1.0, 0.5)]
+    assert parts["infonce.0"].item() == pytest.approx(alone[0]) and parts["infonce.1"].item() == pytest.approx(alone[1])
+    assert total.item() == pytest.approx(0.25 * alone[0] + 2.0 * alone[1], rel=1e-6)
+
+
+def test_every_term_class_has_a_typed_config_and_back():
+    from scaling.parts import TERM_CONFIGS
+    assert set(LOSSES) == set(TERM_CONFIGS)
+    for name, cfg_cls in TERM_CONFIGS.items():  # each config's fields are its class's arguments
+        assert LOSSES[name](**cfg_cls(**({"temperature": 0.1} if name == "infonce" else {})).kwargs()).name == name
+    with pytest.raises(TypeError, match="typed config"):
+        from scaling.losses.base import register
+        register("nope")(type("Nope", (), {}))

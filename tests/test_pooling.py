@@ -47,11 +47,11 @@ def test_poolings_match_hand_computation(pooling, normalize):
 def test_every_registered_head_is_built_from_config():
     from types import SimpleNamespace
 
-    from scaling.config import HeadConfig
+    from scaling.parts import HEAD_CONFIGS
     backbone = SimpleNamespace(lm_head=torch.nn.Linear(8, 32, bias=False), hidden_size=8, vocab_size=32)
     hidden, mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.long)
     for name in HEADS:
-        head = HEADS[name].from_config(HeadConfig(name=name), backbone)
+        head = HEADS[name].from_config(HEAD_CONFIGS[name](), backbone)
         assert head.kind in ("dense", "sparse") and head(hidden, mask).shape[0] == 2
 
 
@@ -61,10 +61,11 @@ def test_eos_encoding_same_under_left_and_right_padding():
     from scaling.config import ModelConfig
     from scaling.data.collate import Tokenize
     from scaling.losses import build_loss
+    from scaling.parts import InfoNCEConfig
     from scaling.module import RetrieverModule
     torch.manual_seed(0)
     bb = load_backbone(ModelConfig(name="tiny", append_eos=True))
-    module = RetrieverModule(bb.body, DenseHead("eos"), build_loss([{"name": "infonce"}])).eval()
+    module = RetrieverModule(bb.body, DenseHead("eos"), build_loss([InfoNCEConfig(temperature=0.02)])).eval()
     texts = ["a short one", "a much longer text with many more tokens in it than the first"]
     reps = {}
     for side in ("left", "right"):

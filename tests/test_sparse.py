@@ -51,10 +51,36 @@ def test_top_k_pruning_by_role_and_stats():
     assert head.extra_flops_per_token() == 2 * 4 * 6
 
 
-def test_drop_bos_removes_the_leading_bos():
-    from scaling.backbone import llama3_tokenizer
-    from scaling.data.collate import Tokenize
-    tok = llama3_tokenizer()
-    with_bos = Tokenize(tok, 16, "passage: ")(["some text"])["input_ids"][0].tolist()
-    without = Tokenize(tok, 16, "passage: ", drop_bos=True)(["some text"])["input_ids"][0].tolist()
-    assert with_bos[0] == tok.bos_token_id and without == with_bos[1:]
+def test_skip_sink_pools_without_the_first_real_position():
+    """Dense (cls reads the next token, mean leaves the first out) and sparse (its logits are not in
+    the max), under right and left padding alike; the model still sees the token."""
+    from scaling.heads.dense import DenseHead
+    hidden = torch.tensor([[[9.0, 0.0], [1.0, 2.0], [3.0, 4.0], [0.0, 0.0]],
+                           [[0.0, 0.0], [9.0, 0.0], [5.0, 6.0], [7.0, 8.0]]])  # (2, 4, 2)
+    mask = torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1]])
+    cls = DenseHead("cls", skip_sink=True)(hidden, mask)
+    assert cls.tolist() == [[1.0, 2.0], [5.0, 6.0]]
+    mean = DenseHead("mean", skip_sink=True)(hidden, mask)
+    assert mean.tolist() == [[2.0, 3.0], [6.0, 7.0]]
+    assert DenseHead("cls")(hidden, mask).tolist() == [[9.0, 0.0], [9.0, 0.0]]
+    lm = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        lm.weight.copy_(torch.eye(3, 2))  # logit v = hidden[v] (v < 2), 0 for v = 2
+    sparse = SparseHead(lm, 2, 3, scale_logits=False, skip_sink=True)(hidden, mask)
+    want = torch.log1p(torch.tensor([[3.0, 4.0, 0.0], [7.0, 8.0, 0.0]]))
+    torch.testing.assert_close(sparse, want)
+    with_sink = SparseHead(lm, 2, 3, scale_logits=False)(hidden, mask)
+    assert with_sink[0, 0].item() == pytest.approx(float(torch.log1p(torch.tensor(9.0))))
+
+
+def test_a_head_without_a_kind_is_refused():
+    from scaling.heads.base import Head, register
+    with pytest.raises(TypeError, match="kind"):
+        @register("sparse")
+        class Forgetful(Head):  # a new sparse head that forgot to say so
+            def pool(self, hidden, mask):
+                return hidden.amax(1)
+
+            @classmethod
+            def from_config(cls, cfg, backbone):
+                return cls()

@@ -13,8 +13,8 @@ class Tokenize:
     """
 
     def __init__(self, tokenizer, max_len: int, prefix: str = "", append_eos: bool = False,
-                 padding_side: str = "right", drop_bos: bool = False):
-        self.tok, self.max_len, self.prefix, self.drop_bos = tokenizer, max_len, prefix, drop_bos
+                 padding_side: str = "right"):
+        self.tok, self.max_len, self.prefix = tokenizer, max_len, prefix
         self.append_eos, self.padding_side = append_eos, padding_side
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -23,9 +23,6 @@ class Tokenize:
         room = self.max_len - int(self.append_eos)
         out = self.tok([self.prefix + t for t in texts], add_special_tokens=True, truncation=True,
                        max_length=room)["input_ids"]
-        bos = self.tok.bos_token_id
-        if self.drop_bos and bos is not None:
-            out = [ids[1:] if ids and ids[0] == bos else ids for ids in out]
         if self.append_eos:
             out = [ids + [self.tok.eos_token_id] for ids in out]
         return out
@@ -44,10 +41,9 @@ class Tokenize:
         return self.pad(self.ids(texts))
 
 
-def tokenizers_for(tokenizer, model_cfg, head_cfg, query_len: int, doc_len: int,
+def tokenizers_for(tokenizer, model_cfg, query_len: int, doc_len: int,
                    query_instruction: str = "") -> tuple[Tokenize, Tokenize]:
-    """(query, document) tokenisers from the model's prefixes and the head's BOS choice."""
-    common = dict(append_eos=model_cfg.append_eos, padding_side=model_cfg.padding_side,
-                  drop_bos=head_cfg.drop_bos)
+    """(query, document) tokenisers from the model's prefixes, EOS and padding choices."""
+    common = dict(append_eos=model_cfg.append_eos, padding_side=model_cfg.padding_side)
     return (Tokenize(tokenizer, query_len, model_cfg.query_prefix + query_instruction, **common),
             Tokenize(tokenizer, doc_len, model_cfg.doc_prefix, **common))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from scaling.data import beir, builtin, formats, msmarco
 
-NAMES = ("pycode", "beir", "msmarco")
+from scaling.config import DATASETS as NAMES
 
 
 def dataset_dir(cfg, cache_dir) -> Path:

@@ -99,7 +99,7 @@ class Collate:
 
 
 class GroupDataModule(L.LightningDataModule):
-    def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, head_cfg, batch_size: int,
+    def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, batch_size: int,
                  seed: int = 0, num_workers: int = 0, teacher_scores=None, pools=None):
         """``teacher_scores``: a score TSV (distillation); ``pools``: {qid: hard negatives}."""
         super().__init__()
@@ -108,8 +108,7 @@ class GroupDataModule(L.LightningDataModule):
         self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed,
                                      data_cfg.max_train_queries, teacher, data_cfg.missing_teacher,
                                      source, pools)
-        q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, head_cfg, data_cfg.query_len,
-                                      data_cfg.doc_len)
+        q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len)
         self.collate = Collate(data, q_tok, d_tok)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.sampler = EpochSampler(len(self.train_set), batch_size, seed)

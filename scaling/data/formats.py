@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scaling.io import atomic_dir, size_on_disk, write_atomic, write_json_atomic  # noqa: F401  (moved; re-exported until every importer reads scaling.io)
+from scaling.io import atomic_dir, write_atomic
 
 COMPLETE_MARKER = ".complete"
 

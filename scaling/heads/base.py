@@ -1,7 +1,9 @@
 """Head ABC and its registry: hidden states (B, L, H) + mask (B, L) -> representations (B, dim).
 
-``kind`` ("dense" | "sparse") picks the index exporter downstream; ``extra_flops_per_token``
-tells the budget what the head adds to the backbone's forward pass.
+Each head is registered under the name of its typed config (``scaling.parts``), built from it by
+``from_config``, and declares its ``kind`` ("dense" | "sparse"), which picks the index exporter
+downstream; registration refuses a head without one, so a new sparse head cannot silently export
+to FAISS. ``extra_flops_per_token`` tells the budget what the head adds to the backbone's forward.
 """
 
 from __future__ import annotations
@@ -11,19 +13,56 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
-from scaling.registry import registrar
+from scaling.parts import HEAD_CONFIGS, HeadConfig
 
 HEADS: dict[str, type["Head"]] = {}
-register = registrar(HEADS)
+KINDS = ("dense", "sparse")
+"""Head kinds, one index exporter each (scaling/index/export.py)."""
+
+
+def register(name: str):
+    """File a Head class under ``name``: its config is ``HEAD_CONFIGS[name]``, its kind one of KINDS."""
+    def deco(cls):
+        if name not in HEAD_CONFIGS:
+            raise TypeError(f"head {name!r} has no typed config: add one to scaling/parts.py with "
+                            f"@head_config({name!r})")
+        if getattr(cls, "kind", None) not in KINDS:
+            raise TypeError(f"head {name!r} must declare kind = one of {', '.join(KINDS)} (it picks the index)")
+        HEADS[name], cls.name = cls, name
+        return cls
+    return deco
+
+
+def drop_first(mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) 0/1 mask -> the same without each row's first real position (either padding side)."""
+    first = mask.float().argmax(dim=1)  # (B,)
+    out = mask.clone()
+    out[torch.arange(mask.shape[0], device=mask.device), first] = 0
+    return out
 
 
 class Head(nn.Module, ABC):
-    kind: str = "dense"
+    kind: str
+    """"dense" | "sparse": set by every head (no default)."""
     name: str = ""
 
-    @abstractmethod
+    def __init__(self, skip_sink: bool = False):
+        super().__init__()
+        self.skip_sink = skip_sink
+
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, L, H) hidden states and (B, L) 0/1 mask -> (B, dim) representations."""
+        """(B, L, H) hidden states and (B, L) 0/1 mask -> (B, dim) representations; with
+        ``skip_sink`` the first real position (the attention sink) is left out of the pooling."""
+        return self.pool(hidden, drop_first(mask) if self.skip_sink else mask)
+
+    @abstractmethod
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, L, H) hidden states, (B, L) mask of the positions to pool -> (B, dim)."""
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: HeadConfig, backbone) -> "Head":
+        """The head from its typed config and the loaded backbone."""
 
     def extra_flops_per_token(self) -> float:
         """Forward FLOPs per token the head adds beyond the backbone (0 for pooling)."""
@@ -38,7 +77,7 @@ class Head(nn.Module, ABC):
         return {}
 
 
-def build_head(cfg, backbone) -> Head:
+def build_head(cfg: HeadConfig, backbone) -> Head:
     """Instantiate the head named by ``cfg.name`` from its config and the loaded backbone."""
     if cfg.name not in HEADS:
         raise KeyError(f"unknown head {cfg.name!r}; known: {', '.join(HEADS)}")

@@ -23,8 +23,8 @@ class SparseHead(Head):
 
     def __init__(self, lm_head: torch.nn.Module, hidden_size: int, vocab_size: int,
                  scale_logits: bool = True, chunk: int = 32, query_top_k: int | None = None,
-                 doc_top_k: int | None = None):
-        super().__init__()
+                 doc_top_k: int | None = None, skip_sink: bool = False):
+        super().__init__(skip_sink)
         if lm_head is None:
             raise ValueError("the sparse head needs a backbone with an LM head (a decoder LLM)")
         self.lm_head = lm_head  # the backbone's own module (tied weights stay tied)
@@ -35,9 +35,9 @@ class SparseHead(Head):
     @classmethod
     def from_config(cls, cfg, backbone):
         return cls(backbone.lm_head, backbone.hidden_size, backbone.vocab_size, cfg.scale_logits,
-                   cfg.chunk, cfg.query_top_k, cfg.doc_top_k)
+                   cfg.chunk, cfg.query_top_k, cfg.doc_top_k, cfg.skip_sink)
 
-    def forward(self, hidden, mask):
+    def pool(self, hidden, mask):
         lm_head, best = self.lm_head, None
         for s in range(0, hidden.shape[1], self.chunk):
             logits = lm_head(hidden[:, s:s + self.chunk]) * self.scale  # (B, c, V)

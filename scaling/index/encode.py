@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scaling.data.collate import Tokenize
-from scaling.data.formats import write_atomic, write_json_atomic
+from scaling.io import write_atomic, write_json_atomic
 
 
 class DenseRows:
@@ -120,8 +120,8 @@ def encode_texts(encode_fn, tok: Tokenize, texts: list[str], batch_size: int = 6
 
 # ---------------------------------------------------------------- corpus blocks
 
-class StoreMismatch(ValueError):
-    pass
+class StoreMismatch(FileExistsError):
+    """A store written under other settings already exists where this one should go."""
 
 
 def weights_digest(module) -> str:
@@ -187,14 +187,22 @@ def encode_blocks(encode_fn, tok: Tokenize, texts: list[str], store: Path, rows,
     return missing_blocks(store, rows, total)
 
 
-def wait_for_blocks(store: Path, rows, count: int, block: int, poll_s: float = 10.0) -> None:
-    """Block until every block file exists (rank 0 waiting for the other ranks of one launch)."""
-    total, last = n_blocks(count, block), None
+def wait_for_blocks(store: Path, rows, count: int, block: int, timeout_s: float = 3600.0,
+                    poll_s: float = 10.0) -> None:
+    """Block until every block file exists (rank 0 waiting for the other ranks of one launch);
+    past ``timeout_s`` raise TimeoutError naming the store and the blocks still missing."""
+    total, last, start = n_blocks(count, block), None, time.monotonic()
     while missing := missing_blocks(store, rows, total):
+        waited = time.monotonic() - start
+        if waited > timeout_s:
+            raise TimeoutError(f"waited {waited:.0f} s (eval.wait_s={timeout_s:g}) for {len(missing)} of {total} "
+                               f"corpus blocks in {store} from the other ranks (missing: "
+                               f"{', '.join(str(b) for b in missing[:5])}{' ...' if len(missing) > 5 else ''}); "
+                               "rerun with the same run_dir to encode only what is missing")
         if len(missing) != last:
             print(f"[encode] waiting for {len(missing)} of {total} blocks from other ranks", flush=True)
             last = len(missing)
-        time.sleep(poll_s)
+        time.sleep(min(poll_s, max(0.1, timeout_s - waited)))
 
 
 def iter_blocks(store: Path, rows, count: int, block: int):

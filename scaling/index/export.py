@@ -21,10 +21,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from scaling.index.encode import ROWS
-from scaling.registry import registrar
 
 EXPORTERS: dict[str, type] = {}
-register = registrar(EXPORTERS)
+"""Head kind -> exporter class (every kind in scaling.heads.base.KINDS has one)."""
+
+
+def register(kind: str):
+    def deco(cls):
+        EXPORTERS[kind] = cls
+        return cls
+    return deco
 
 
 def latency_stats(lat: list[float], seconds: float, n: int) -> dict[str, float]:
@@ -43,7 +49,7 @@ class FaissExport:
 
     def build(self, blocks, docids: list[str], out_dir: Path) -> dict:
         """``blocks()``: an iterator over the corpus's (n_i, dim) arrays, in docid order."""
-        from scaling.data.formats import size_on_disk
+        from scaling.io import size_on_disk
         from scaling.index import dense
         t = time.perf_counter()
         self.index = dense.build_blocks(blocks, len(docids), self.cfg.index)

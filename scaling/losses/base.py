@@ -1,7 +1,8 @@
 """Loss record, term ABC, registry and the weighted sum the module calls.
 
 Every term reads one ``LossInputs`` record and returns a scalar; ``loss=cl+kd`` is a config that
-lists two weighted terms, so the module never branches on a loss name.
+lists two weighted terms, so the module never branches on a loss name. Each term class is
+registered under the name of its typed config (``scaling.parts``) and built from its fields.
 """
 
 from __future__ import annotations
@@ -12,10 +13,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from scaling.registry import registrar
+from scaling.parts import TERM_CONFIGS, TermConfig
 
 LOSSES: dict[str, type["LossTerm"]] = {}
-register = registrar(LOSSES)
+
+
+def register(name: str):
+    """File a LossTerm class under ``name``, the name of its config ``TERM_CONFIGS[name]``."""
+    def deco(cls):
+        if name not in TERM_CONFIGS:
+            raise TypeError(f"loss term {name!r} has no typed config: add one to scaling/parts.py "
+                            f"with @term_config({name!r})")
+        LOSSES[name], cls.name = cls, name
+        return cls
+    return deco
 
 
 @dataclass
@@ -50,8 +61,6 @@ class LossInputs:
 
 class LossTerm(nn.Module, ABC):
     name: str = ""
-    needs_teacher: bool = False
-    """True for distillation terms: the run must supply teacher scores and negatives."""
 
     @abstractmethod
     def forward(self, x: LossInputs) -> torch.Tensor:
@@ -59,11 +68,16 @@ class LossTerm(nn.Module, ABC):
 
 
 class WeightedLoss(nn.Module):
-    """sum_i weight_i * term_i(x); returns the total and each weighted-free term for logging."""
+    """sum_i weight_i * term_i(x); returns the total and each unweighted term for logging.
+
+    Terms are labelled by name; a name used twice gets its position (``kl.0``, ``kl.1``), so each
+    term keeps its own weight and its own log column.
+    """
 
     def __init__(self, terms: list[tuple[str, float, LossTerm]]):
         super().__init__()
-        self.labels = [label for label, _, _ in terms]
+        names = [label for label, _, _ in terms]
+        self.labels = [n if names.count(n) == 1 else f"{n}.{i}" for i, n in enumerate(names)]
         self.weights = [w for _, w, _ in terms]
         self.terms = nn.ModuleList([t for _, _, t in terms])
 
@@ -73,45 +87,6 @@ class WeightedLoss(nn.Module):
         return total, parts
 
 
-def build_loss(term_cfgs: list[dict]) -> WeightedLoss:
-    """Build the weighted sum from [{name, weight, **kwargs}, ...]; unknown names/keys fail early."""
-    terms = []
-    for i, spec in enumerate(term_cfgs):
-        spec = dict(spec)
-        name = spec.pop("name")
-        weight = float(spec.pop("weight", 1.0))
-        if name not in LOSSES:
-            raise KeyError(f"loss term {i}: unknown name {name!r}; known: {', '.join(LOSSES)}")
-        try:
-            term = LOSSES[name](**spec)
-        except TypeError as e:
-            raise TypeError(f"loss term {i} ({name}): {e}") from None
-        terms.append((name, weight, term))
-    return WeightedLoss(terms)
-
-
-def needs_teacher(term_cfgs: list[dict]) -> bool:
-    """True when any configured term distils from teacher scores."""
-    return any(getattr(LOSSES.get(spec["name"]), "needs_teacher", False) for spec in term_cfgs)
-
-
-def check_data_for(term_cfgs: list[dict], data_cfg, teacher_scores=None, how: str = "") -> None:
-    """Fail before any model loads when a term needs teacher scores the run cannot find.
-
-    ``teacher_scores`` is the resolved score file (data.teacher_scores or the prepared one);
-    ``how`` says how to build it.
-    """
-    from pathlib import Path
-
-    from scaling.config import ConfigError
-    if not needs_teacher(term_cfgs):
-        return
-    name = next(s["name"] for s in term_cfgs if getattr(LOSSES.get(s["name"]), "needs_teacher", False))
-    path = teacher_scores or data_cfg.teacher_scores
-    if not path or not Path(path).expanduser().exists():
-        where = f" (none at {path})" if path else ""
-        raise ConfigError(f"loss term {name!r} needs teacher scores{where}: set "
-                         f"data.teacher_scores=FILE (TSV qid<TAB>docid<TAB>score){how}")
-    if data_cfg.n_negatives < 1:
-        raise ConfigError(f"loss term {name!r} compares a query's candidates: "
-                         "set data.n_negatives to 1 or more")
+def build_loss(terms: list[TermConfig]) -> WeightedLoss:
+    """The weighted sum of typed term configs (parsed, so names and keys are already checked)."""
+    return WeightedLoss([(t.name, t.weight, LOSSES[t.name](**t.kwargs())) for t in terms])

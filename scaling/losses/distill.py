@@ -23,8 +23,6 @@ def _teacher(x: LossInputs, name: str) -> torch.Tensor:
 
 @register("kl")
 class KLDistill(LossTerm):
-    needs_teacher = True
-
     def __init__(self, student_temperature: float = 1.0, teacher_temperature: float = 1.0):
         super().__init__()
         self.ts, self.tt = student_temperature, teacher_temperature
@@ -37,8 +35,6 @@ class KLDistill(LossTerm):
 
 @register("margin_mse")
 class MarginMSE(LossTerm):
-    needs_teacher = True
-
     def forward(self, x: LossInputs) -> torch.Tensor:
         s, t = x.own_scores(), _teacher(x, self.name)  # (B, G) each
         student_margin = s[:, :1] - s[:, 1:]  # (B, G-1)

@@ -1,4 +1,4 @@
-"""Metrics with ir_measures and the side-by-side table (untrained backbone vs trained)."""
+"""Metrics with ir_measures and the side-by-side results table (one column per system)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,87 @@
+"""What the recipes share: Hydra's config store, parsing, and one way to report bad input.
+
+``register`` files the typed schemas (``RunConfig``, ``EvaluateConfig``, ``PrepareConfig``) as the
+``schema`` group and the paradigm and loss choices (``config.PARADIGMS``, ``config.LOSSES``) in
+Hydra's ConfigStore. The dataclasses are the one source of defaults: each YAML file under
+``recipes/conf`` only overrides them, and every key exists (typed) in the composed config, so a
+typo fails while Hydra composes and a wrong value when ``parse`` builds the dataclasses, both
+before torch is imported.
+
+Every configuration or input error ends the recipe with ``error: <dotted key or file>: ...`` on
+stderr and exit status 1, never a traceback (``run``; Hydra's own composition errors included).
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+from scaling.config import LOSSES, PARADIGMS, EvaluateConfig, PrepareConfig, RunConfig, parse
+from scaling.data.formats import FormatError
+from scaling.schema import ConfigError
+
+SCHEMAS = {"run": RunConfig, "evaluate": EvaluateConfig, "prepare": PrepareConfig}
+USER_ERRORS = (ConfigError, FormatError, FileNotFoundError, FileExistsError, TimeoutError)
+"""Bad input or state a user can fix: reported as ``error: ...``, never as a traceback.
+(RunExistsError and StoreMismatch are FileExistsErrors; a wait past its deadline a TimeoutError.)"""
+
+
+def register() -> None:
+    """File the schemas and the paradigm/loss choices in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+    store = ConfigStore.instance()
+    for name, cls in SCHEMAS.items():
+        node = OmegaConf.structured(cls)
+        if "paradigm" in node:
+            node.paradigm.head = None  # the chosen paradigm brings its own head type
+        store.store(group="schema", name=name, node=node, package="_global_")
+    for name, node in PARADIGMS.items():
+        store.store(group="paradigm", name=name, node=node)
+    for name, node in LOSSES.items():
+        store.store(group="loss", name=name, node=node)
+
+
+def parse_conf(conf, cls=RunConfig):
+    """A composed Hydra config -> the typed dataclass ``cls`` (raises ConfigError)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    try:
+        data = OmegaConf.to_container(conf, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as e:  # e.g. a mandatory value (???) left unset
+        raise ConfigError(getattr(e, "full_key", "") or "config", str(e).splitlines()[0]) from None
+    return parse(data, cls)
+
+
+@contextmanager
+def errors():
+    """Turn bad input (USER_ERRORS) into ``error: ...`` and exit status 1."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        sys.exit(f"error: {e}")
+
+
+def run(main) -> None:
+    """Call a ``@hydra.main`` function so that Hydra's composition errors (unknown group choice,
+    unknown key, wrong type) also read ``error: ...`` instead of Hydra's hint about stack traces."""
+    from hydra._internal import utils
+    from hydra.errors import CompactHydraException
+    from omegaconf.errors import OmegaConfBaseException
+    original = utils.run_and_report
+
+    def report(func):
+        def guarded():
+            try:
+                return func()
+            except (CompactHydraException, OmegaConfBaseException) as ex:
+                cause = ex.__cause__
+                text = str(ex) + (f"\n{cause}" if isinstance(cause, OmegaConfBaseException) else "")
+                sys.exit(f"error: {text.strip()}")
+        return original(guarded)
+
+    utils.run_and_report = report
+    try:
+        main()
+    finally:
+        utils.run_and_report = original

@@ -1,0 +1,61 @@
+"""An encoder end to end: encode the corpus into the head kind's real index (FAISS for dense
+heads, a Lucene impact index for sparse ones), search every split's queries through it, score.
+
+What goes to disk with a ``run_dir``: ``encoded/<dataset>/`` (the corpus store, see ``store``),
+``index/<dataset>/`` (rebuilt from the store every time) and ``runs/<dataset>_<split>.trec``.
+Without one, everything lives in a temporary folder that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from scaling.config import RunConfig
+from scaling.evaluation.metrics import score_run
+from scaling.evaluation.store import corpus_blocks
+
+
+def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir=None,
+                     shard: tuple[int, int] | None = None, progress: bool = True) -> dict[str, dict] | None:
+    """{"<dataset>/<split>": {measure: value, plus the index's size, build time, latency, QPS}};
+    None where this job's part of the corpus is done but the evaluation is another job's
+    (array tasks leave it to whichever completes the corpus, ranks to rank 0).
+    ``shard`` = (rank, world) splits the corpus over the ranks of a training launch."""
+    from scaling.data.collate import tokenizers_for
+    from scaling.index import encode
+    from scaling.index.export import build_exporter
+    from scaling.index.search import write_trec_run
+    e = cfg.eval
+    was_training, device = module.training, next(module.parameters()).device
+    module.eval()
+    target = encode.pick_device(e.device)
+    module.to(target)
+    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, e.query_len or cfg.data.query_len,
+                                  e.doc_len or cfg.data.doc_len, e.query_instruction)
+    exporter = build_exporter(module.head.kind, e, tokenizer, module.head)
+    out: dict | None = {}
+    with tempfile.TemporaryDirectory(prefix="scaling-index-") as tmp:
+        root = Path(run_dir) if run_dir is not None else Path(tmp)
+        docs = corpus_blocks(module, cfg, d_tok, dataset, exporter.rows, root / "encoded" / dataset.name,
+                             target, shard, run_dir is None, progress)
+        if docs is None:
+            out = None
+        else:
+            index_dir = root / "index" / dataset.name
+            shutil.rmtree(index_dir, ignore_errors=True)  # derived from the store: always rebuilt
+            built = exporter.build(docs, list(dataset.corpus), index_dir)
+            q_fn = encode.encoder_fn(module, "query", target, e.precision)
+            for split in splits:
+                queries = dataset.split_queries(split)
+                q = encode.encode_texts(q_fn, q_tok, list(queries.values()), e.batch_size,
+                                        f"encode {split} queries", progress, rows=exporter.rows)
+                run, stats = exporter.search(q, list(queries), e.k)
+                if run_dir is not None:
+                    write_trec_run(run, Path(run_dir) / "runs" / f"{dataset.name}_{split}.trec")
+                out[f"{dataset.name}/{split}"] = {**score_run(run, dataset.qrels[split], e.measures),
+                                                  **built, **stats}
+    module.to(device)
+    module.train(was_training)
+    return out

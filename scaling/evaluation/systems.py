@@ -1,0 +1,124 @@
+"""The systems a results table shows, one registry: references with no training (``bm25``:
+Lucene BM25; ``minilm``: the packaged all-MiniLM-L6-v2 zero-shot), the ``untrained`` backbone
+(LoRA starts with B = 0, so step 0 *is* the backbone) and the ``trained`` encoder.
+
+Each system is a callable ``(cfg, dataset, data_dir, splits, model=None) -> {"<dataset>/<split>":
+metrics}`` with a column label. The first three are cached (``cache.cached``) under a key of
+everything their numbers depend on; the trained encoder is the run's own and never cached.
+``model`` is an encoder the caller already holds (the training module at step 0 for
+``untrained``, the trained one for ``trained``); without it the system builds its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from scaling.config import REFERENCE_SYSTEMS, RunConfig
+from scaling.evaluation.cache import cached
+from scaling.evaluation.encoder import evaluate_encoder
+from scaling.evaluation.metrics import score_run
+
+
+@dataclass(frozen=True)
+class System:
+    label: str
+    compute: Callable
+    key: Callable[[RunConfig, Path, list], dict] | None = None
+    """What its numbers depend on (None: not cached)."""
+
+
+def _data_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
+    return {"data": [str(Path(data_dir).resolve()), cfg.data.query_len, cfg.data.doc_len],
+            "eval": cfg.eval.result_settings(), "splits": list(splits)}
+
+
+def bm25(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
+    """Lucene BM25 on the prepared index (built here when missing), searched one query at a time
+    in a child JVM process so its latency is measured like an exported encoder's."""
+    from scaling import prepare
+    from scaling.index import bm25 as lucene_bm25
+    from scaling.index import lucene, searcher
+    from scaling.index.export import latency_stats
+    from scaling.io import size_on_disk
+    t = time.perf_counter()
+    index = prepare.bm25_index(cfg, dataset, log=lambda m: None)
+    built = {"index_MB": size_on_disk(index) / 1e6, "build_s": time.perf_counter() - t}
+    out = {}
+    for split in splits:
+        queries = {q: lucene.clean_text(lucene_bm25.split_identifiers(t) if cfg.data.bm25.split_identifiers else t)
+                   for q, t in dataset.split_queries(split).items()}
+        run, lat = searcher.search({"kind": "bm25", "index": str(index), "k": cfg.eval.k,
+                                    "k1": cfg.data.bm25.k1, "b": cfg.data.bm25.b, "queries": queries})
+        out[f"{dataset.name}/{split}"] = {**score_run(run, dataset.qrels[split], cfg.eval.measures), **built,
+                                          **latency_stats(lat, sum(lat), len(lat))}
+    return out
+
+
+def minilm_config(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the packaged all-MiniLM-L6-v2 as a frozen, mean-pooled, normalised dense encoder."""
+    from scaling.config import DenseHeadConfig, LoraConfig, ModelConfig
+    return dataclasses.replace(
+        cfg, model=ModelConfig(name="minilm", lora=LoraConfig(enabled=False), query_prefix="", doc_prefix=""),
+        paradigm=dataclasses.replace(cfg.paradigm, name="dense", terms=[],
+                                     head=DenseHeadConfig(pooling="mean", normalize=True)),
+        eval=dataclasses.replace(cfg.eval, index="flat"))
+
+
+def minilm(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
+    """all-MiniLM-L6-v2 zero-shot through the same backbone, head and export code as a trained model."""
+    from scaling.checkpoint import inference_model
+    mcfg = minilm_config(cfg)
+    module, tokenizer = inference_model(mcfg)
+    return evaluate_encoder(module, tokenizer, mcfg, dataset, splits)
+
+
+def untrained(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
+    """The backbone and head before training: ``model`` (a module at step 0), else a fresh one."""
+    from scaling.checkpoint import inference_model
+    module, tokenizer = model if model is not None else inference_model(cfg)
+    return evaluate_encoder(module, tokenizer, cfg, dataset, splits)
+
+
+def _untrained_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
+    model = dataclasses.asdict(cfg.model)
+    model.pop("lora")  # LoRA at its init changes nothing
+    return {**_data_key(cfg, data_dir, splits), "model": model, "head": dataclasses.asdict(cfg.paradigm.head)}
+
+
+def trained(cfg: RunConfig, dataset, data_dir, splits, model=None, run_dir=None, shard=None) -> dict | None:
+    """The run's encoder (``model`` = (module, tokenizer)), its vectors and runs under ``run_dir``."""
+    module, tokenizer = model
+    return evaluate_encoder(module, tokenizer, cfg, dataset, splits, run_dir, shard)
+
+
+SYSTEMS: dict[str, System] = {
+    "bm25": System("BM25", bm25, lambda c, d, s: {**_data_key(c, d, s), "bm25": dataclasses.asdict(c.data.bm25)}),
+    "minilm": System("MiniLM (zero-shot)", minilm, _data_key),
+    "untrained": System("untrained (step 0)", untrained, _untrained_key),
+    "trained": System("trained", trained),
+}
+assert set(REFERENCE_SYSTEMS) <= set(SYSTEMS)
+
+
+def metrics(name: str, cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
+    """A cached system's metrics (computed once per key)."""
+    system = SYSTEMS[name]
+    return cached(cfg.cache_dir, name, system.label, {"system": name, **system.key(cfg, data_dir, splits)},
+                  lambda: system.compute(cfg, dataset, data_dir, splits, model))
+
+
+def references(cfg: RunConfig, dataset, data_dir, splits) -> dict[str, dict]:
+    """{name: metrics} of the reference systems ``cfg.eval.baselines``."""
+    return {name: metrics(name, cfg, dataset, data_dir, splits) for name in cfg.eval.baselines}
+
+
+def columns(references: dict, untrained: dict | None, **more: dict) -> dict:
+    """Table columns in order: the references, the untrained backbone, then ``more`` (label: metrics)."""
+    out = {SYSTEMS[name].label: m for name, m in references.items()}
+    if untrained:
+        out[SYSTEMS["untrained"].label] = untrained
+    return {**out, **more}
