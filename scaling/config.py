@@ -413,7 +413,7 @@ class EvaluateConfig:
             bad = [n for n in names if n not in REFERENCE_SYSTEMS]
             check(not bad, "baseline", f"unknown reference system {bad[:1]} (known: {', '.join(REFERENCE_SYSTEMS)}, none)")
             self.eval = dataclasses.replace(self.eval, baselines=names)
-        check(self.checkpoint is not None or bool(self.eval.baselines), "checkpoint",
+        check(self.checkpoint is not None or bool(names), "checkpoint",
               "give checkpoint=RUN_DIR/checkpoint, or baseline=bm25|minilm to evaluate a reference system alone")
 
     @property

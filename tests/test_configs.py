@@ -93,6 +93,9 @@ def test_evaluate_and_prepare_schemas():
     assert ev.eval.baselines == ["bm25"] and ev.checkpoint is None
     with pytest.raises(ConfigError, match="baseline"):
         parse(compose(["baseline=bm26"], config_name="evaluate"), EvaluateConfig)
+    for nothing in ([], ["baseline=none"]):  # neither a checkpoint nor a reference system
+        with pytest.raises(ConfigError, match="checkpoint: give checkpoint="):
+            parse(compose(nothing, config_name="evaluate"), EvaluateConfig)
     prep = parse(compose(["steps=[data,bm25]", "size=tiny"], config_name="prepare"), PrepareConfig)
     assert prep.steps == ["data", "bm25"] and prep.run_config().model.name == "tiny"
     with pytest.raises(ConfigError, match="steps"):
