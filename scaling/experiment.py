@@ -34,7 +34,11 @@ def run(cfg: RunConfig) -> dict:
     from scaling.evaluation import format_table, systems
     from scaling.module import RetrieverModule
     t0, leader = time.time(), launch.is_leader()
-    teacher_scores, pools = prepare.training_inputs(cfg)  # fails before any model loads
+    teacher_scores, pools = prepare.training_inputs(cfg)  # inputs and splits fail before any model loads
+    data_dir, dataset = corpora.dataset_dir(cfg.data, cfg.cache_dir), corpora.load(cfg.data, cfg.cache_dir)
+    splits = cfg.data.eval_splits
+    corpora.require_splits(dataset, splits, "data.eval_splits")
+    corpora.require_splits(dataset, [cfg.data.train_split], "data.train_split")
     run_dir = rundir.prepare(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite)
     print(f"[run] {run_dir}", flush=True)
     if leader:
@@ -43,8 +47,6 @@ def run(cfg: RunConfig) -> dict:
         torch.set_num_threads(cfg.trainer.threads)
     import lightning as L
     L.seed_everything(cfg.seed, verbose=False)
-    data_dir, dataset = corpora.dataset_dir(cfg.data, cfg.cache_dir), corpora.load(cfg.data, cfg.cache_dir)
-    splits = cfg.data.eval_splits
 
     backbone, head, loss = checkpoint.build(cfg)                                      # plan
     plan = plan_run(cfg, head.extra_flops_per_token())
@@ -102,10 +104,11 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     base = checkpoint.read_config(cfg.checkpoint) if cfg.checkpoint else RunConfig()
     rcfg = dataclasses.replace(base, data=cfg.data, eval=cfg.eval, cache_dir=cfg.cache_dir,
                                run_dir=cfg.run_dir, overwrite=cfg.overwrite)
-    run_dir = rundir.prepare(cfg.run_dir, "evaluate", cfg.overwrite)
-    print(f"[evaluate] {cfg.checkpoint or ', '.join(cfg.eval.baselines)} -> {run_dir}", flush=True)
     data_dir, dataset = corpora.dataset_dir(rcfg.data, rcfg.cache_dir), corpora.load(rcfg.data, rcfg.cache_dir)
     splits = rcfg.data.eval_splits
+    corpora.require_splits(dataset, splits, "data.eval_splits")
+    run_dir = rundir.prepare(cfg.run_dir, "evaluate", cfg.overwrite)
+    print(f"[evaluate] {cfg.checkpoint or ', '.join(cfg.eval.baselines)} -> {run_dir}", flush=True)
     metrics, untrained, budget, record = {}, {}, {}, to_dict(rcfg)
     if cfg.checkpoint:
         model = checkpoint.load(cfg.checkpoint, rcfg)

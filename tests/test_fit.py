@@ -102,6 +102,11 @@ def test_cli_runs_and_rejects_bad_input(tiny_overrides, tmp_path):
     again = subprocess.run(cmd + tiny_overrides + [f"run_dir={tmp_path / 'cli'}"],
                            capture_output=True, text=True, cwd=tmp_path)
     assert again.returncode != 0 and "finished run" in again.stderr
+    nosplit = subprocess.run(cmd + tiny_overrides + [f"run_dir={tmp_path / 'ns'}", "data.eval_splits=[dev]"],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert nosplit.returncode == 1 and "error: data.eval_splits: dataset 'small' has no split 'dev' (it has test, " \
+        "train)" in nosplit.stderr, nosplit.stderr[-2000:]
+    assert not (tmp_path / "ns").exists()  # refused before anything was written
     bad = subprocess.run(cmd + ["size=huge"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode != 0 and "smollm2-135m" in bad.stderr
     missing = subprocess.run(cmd + tiny_overrides[:1] + ["size=1b", "model.path=/no/such/dir",

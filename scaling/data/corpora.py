@@ -30,3 +30,12 @@ def load(cfg, cache_dir, splits=None) -> formats.Dataset:
         return msmarco.load(root, splits)
     name = cfg.name if cfg.name != "beir" else (cfg.beir_name or root.name)
     return formats.load_beir(root, name=name, splits=splits)
+
+
+def require_splits(dataset: formats.Dataset, splits, key: str) -> None:
+    """Fail before any model loads when the configuration names a split the dataset lacks."""
+    from scaling.schema import ConfigError
+    missing = [s for s in splits if s not in dataset.qrels]
+    if missing:
+        raise ConfigError(key, f"dataset {dataset.name!r} has no split {missing[0]!r} "
+                               f"(it has {', '.join(sorted(dataset.qrels))})")
