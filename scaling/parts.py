@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
+from scaling.registry import registrar
 from scaling.schema import check
 
 HEAD_CONFIGS: dict[str, type["HeadConfig"]] = {}
@@ -21,18 +22,8 @@ TERM_CONFIGS: dict[str, type["TermConfig"]] = {}
 POOLINGS = ("eos", "mean", "cls", "normalized_mean")
 """Dense poolings (``scaling.heads.dense.POOLINGS`` implements each)."""
 
-
-def _filer(table: dict):
-    def file(name: str):
-        def deco(cls):
-            table[name] = cls
-            return cls
-        return deco
-    return file
-
-
-head_config = _filer(HEAD_CONFIGS)
-term_config = _filer(TERM_CONFIGS)
+head_config = registrar(HEAD_CONFIGS)
+term_config = registrar(TERM_CONFIGS)
 
 
 # ---------------------------------------------------------------- heads

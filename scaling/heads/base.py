@@ -14,23 +14,23 @@ import torch
 from torch import nn
 
 from scaling.parts import HEAD_CONFIGS, HeadConfig
+from scaling.registry import registrar
 
 HEADS: dict[str, type["Head"]] = {}
 KINDS = ("dense", "sparse")
 """Head kinds, one index exporter each (scaling/index/export.py)."""
 
 
-def register(name: str):
-    """File a Head class under ``name``: its config is ``HEAD_CONFIGS[name]``, its kind one of KINDS."""
-    def deco(cls):
-        if name not in HEAD_CONFIGS:
-            raise TypeError(f"head {name!r} has no typed config: add one to scaling/parts.py with "
-                            f"@head_config({name!r})")
-        if getattr(cls, "kind", None) not in KINDS:
-            raise TypeError(f"head {name!r} must declare kind = one of {', '.join(KINDS)} (it picks the index)")
-        HEADS[name], cls.name = cls, name
-        return cls
-    return deco
+def _require(name: str, cls: type) -> None:
+    """A head needs a typed config of its name and a kind (no default: it picks the index)."""
+    if name not in HEAD_CONFIGS:
+        raise TypeError(f"head {name!r} has no typed config: add one to scaling/parts.py with "
+                        f"@head_config({name!r})")
+    if getattr(cls, "kind", None) not in KINDS:
+        raise TypeError(f"head {name!r} must declare kind = one of {', '.join(KINDS)} (it picks the index)")
+
+
+register = registrar(HEADS, _require)
 
 
 def drop_first(mask: torch.Tensor) -> torch.Tensor:

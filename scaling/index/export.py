@@ -21,16 +21,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from scaling.index.encode import ROWS
+from scaling.registry import registrar
 
 EXPORTERS: dict[str, type] = {}
 """Head kind -> exporter class (every kind in scaling.heads.base.KINDS has one)."""
-
-
-def register(kind: str):
-    def deco(cls):
-        EXPORTERS[kind] = cls
-        return cls
-    return deco
+register = registrar(EXPORTERS)
 
 
 def latency_stats(lat: list[float], seconds: float, n: int) -> dict[str, float]:

@@ -14,19 +14,18 @@ import torch
 from torch import nn
 
 from scaling.parts import TERM_CONFIGS, TermConfig
+from scaling.registry import registrar
 
 LOSSES: dict[str, type["LossTerm"]] = {}
 
 
-def register(name: str):
-    """File a LossTerm class under ``name``, the name of its config ``TERM_CONFIGS[name]``."""
-    def deco(cls):
-        if name not in TERM_CONFIGS:
-            raise TypeError(f"loss term {name!r} has no typed config: add one to scaling/parts.py "
-                            f"with @term_config({name!r})")
-        LOSSES[name], cls.name = cls, name
-        return cls
-    return deco
+def _require(name: str, cls: type) -> None:
+    if name not in TERM_CONFIGS:
+        raise TypeError(f"loss term {name!r} has no typed config: add one to scaling/parts.py "
+                        f"with @term_config({name!r})")
+
+
+register = registrar(LOSSES, _require)
 
 
 @dataclass
