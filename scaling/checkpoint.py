@@ -17,23 +17,24 @@ from pathlib import Path
 from scaling.config import RunConfig, parse, to_dict
 
 
-def build(cfg: RunConfig):
-    """(backbone, head, loss) from the config's registries."""
+def _backbone_and_head(cfg: RunConfig):
     from scaling.backbone import load_backbone
     from scaling.heads import build_head
-    from scaling.losses import build_loss
     backbone = load_backbone(cfg.model, Path(cfg.cache_dir).expanduser())
-    head = build_head(cfg.paradigm.head, backbone)
-    return backbone, head, build_loss(cfg.terms)
+    return backbone, build_head(cfg.paradigm.head, backbone)
+
+
+def build(cfg: RunConfig):
+    """(backbone, head, loss) from the config's registries."""
+    from scaling.losses import build_loss
+    return *_backbone_and_head(cfg), build_loss(cfg.terms)
 
 
 def inference_model(cfg: RunConfig):
     """(module, tokenizer) ready to encode: the backbone (LoRA at its zero-effect init) and head."""
-    from scaling.backbone import load_backbone
-    from scaling.heads import build_head
     from scaling.module import RetrieverModule
-    backbone = load_backbone(cfg.model, Path(cfg.cache_dir).expanduser())
-    return RetrieverModule(backbone.body, build_head(cfg.paradigm.head, backbone)), backbone.tokenizer
+    backbone, head = _backbone_and_head(cfg)
+    return RetrieverModule(backbone.body, head), backbone.tokenizer
 
 
 def save(out: Path, module, cfg: RunConfig) -> Path:

@@ -70,8 +70,8 @@ def run(cfg: RunConfig) -> dict:
         checkpoint.save(ckpt, module, cfg)
     print("[eval] trained model", flush=True)                                         # evaluate
     t_eval = time.time()
-    metrics = systems.SYSTEMS["trained"].compute(cfg, dataset, data_dir, splits, (module, backbone.tokenizer),
-                                                 run_dir=run_dir, shard=(rank, world) if world > 1 else None)
+    metrics = systems.trained(cfg, dataset, splits, (module, backbone.tokenizer), run_dir,
+                              (rank, world) if world > 1 else None)
     t_eval = time.time() - t_eval
     if rank != 0:
         return {}
@@ -112,7 +112,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     metrics, untrained, budget, record = {}, {}, {}, to_dict(rcfg)
     if cfg.checkpoint:
         model = checkpoint.load(cfg.checkpoint, rcfg)
-        metrics = systems.SYSTEMS["trained"].compute(rcfg, dataset, data_dir, splits, model, run_dir=run_dir)
+        metrics = systems.trained(rcfg, dataset, splits, model, run_dir)
         if metrics is None:
             return {}
         del model

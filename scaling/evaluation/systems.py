@@ -2,11 +2,11 @@
 Lucene BM25; ``minilm``: the packaged all-MiniLM-L6-v2 zero-shot), the ``untrained`` backbone
 (LoRA starts with B = 0, so step 0 *is* the backbone) and the ``trained`` encoder.
 
-Each system is a callable ``(cfg, dataset, data_dir, splits, model=None) -> {"<dataset>/<split>":
-metrics}`` with a column label. The first three are cached (``cache.cached``) under a key of
-everything their numbers depend on; the trained encoder is the run's own and never cached.
-``model`` is an encoder the caller already holds (the training module at step 0 for
-``untrained``, the trained one for ``trained``); without it the system builds its own.
+The first three are ``SYSTEMS``: callables ``(cfg, dataset, data_dir, splits, model=None) ->
+{"<dataset>/<split>": metrics}`` with a column label, cached (``cache.cached``) under a key of
+everything their numbers depend on; ``model`` is an encoder the caller already holds (the
+training module at step 0 for ``untrained``), else the system builds its own. ``trained`` is the
+run's own encoder: never cached, its files under the run folder.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from scaling.evaluation.metrics import score_run
 class System:
     label: str
     compute: Callable
-    key: Callable[[RunConfig, Path, list], dict] | None = None
-    """What its numbers depend on (None: not cached)."""
+    key: Callable[[RunConfig, Path, list], dict]
+    """What its numbers depend on (the cache key)."""
 
 
 def _data_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
@@ -89,8 +89,10 @@ def _untrained_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
     return {**_data_key(cfg, data_dir, splits), "model": model, "head": dataclasses.asdict(cfg.paradigm.head)}
 
 
-def trained(cfg: RunConfig, dataset, data_dir, splits, model=None, run_dir=None, shard=None) -> dict | None:
-    """The run's encoder (``model`` = (module, tokenizer)), its vectors and runs under ``run_dir``."""
+def trained(cfg: RunConfig, dataset, splits, model, run_dir: Path, shard=None) -> dict | None:
+    """The run's encoder (``model`` = (module, tokenizer)), never cached: its vectors, index and
+    TREC runs go under ``run_dir``, and ``shard`` = (rank, world) splits the corpus over a launch's
+    ranks (None where this job's share is done but another finishes the evaluation)."""
     module, tokenizer = model
     return evaluate_encoder(module, tokenizer, cfg, dataset, splits, run_dir, shard)
 
@@ -99,8 +101,8 @@ SYSTEMS: dict[str, System] = {
     "bm25": System("BM25", bm25, lambda c, d, s: {**_data_key(c, d, s), "bm25": dataclasses.asdict(c.data.bm25)}),
     "minilm": System("MiniLM (zero-shot)", minilm, _data_key),
     "untrained": System("untrained (step 0)", untrained, _untrained_key),
-    "trained": System("trained", trained),
 }
+"""The cached systems; the run's own encoder is ``trained`` (its column label names its steps)."""
 assert set(REFERENCE_SYSTEMS) <= set(SYSTEMS)
 
 
