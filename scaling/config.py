@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaling.launch import parse_shard
 from scaling.parts import (HEAD_CONFIGS, TERM_CONFIGS, DenseHeadConfig, FlopsConfig, HeadConfig,  # noqa: F401
                            InfoNCEConfig, KLConfig, MarginMSEConfig, SparseHeadConfig, TermConfig)
 from scaling.schema import ConfigError, build, check, union  # noqa: F401
@@ -31,10 +32,9 @@ DATASETS = ("pycode", "beir", "msmarco")
 
 
 def _check_shard(spec: str | None, key: str) -> None:
-    """null, 'auto' or 'i/n' with 0 <= i < n (see scaling.distributed.resolve_shard)."""
+    """null, 'auto' or 'i/n' with 0 <= i < n (see scaling.launch.resolve_shard)."""
     if spec in (None, "auto"):
         return
-    from scaling.launch import parse_shard
     try:
         parse_shard(spec)
     except ValueError as e:

@@ -35,7 +35,8 @@ def run(cfg: RunConfig) -> dict:
     from scaling.module import RetrieverModule
     t0, leader = time.time(), launch.is_leader()
     teacher_scores, pools = prepare.training_inputs(cfg)  # inputs and splits fail before any model loads
-    data_dir, dataset = corpora.dataset_dir(cfg.data, cfg.cache_dir), corpora.load(cfg.data, cfg.cache_dir)
+    data_dir = corpora.dataset_dir(cfg.data, cfg.cache_dir)
+    dataset = corpora.load(cfg.data, cfg.cache_dir, root=data_dir)
     splits = cfg.data.eval_splits
     corpora.require_splits(dataset, splits, "data.eval_splits")
     corpora.require_splits(dataset, [cfg.data.train_split], "data.train_split")
@@ -104,7 +105,8 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     base = checkpoint.read_config(cfg.checkpoint) if cfg.checkpoint else RunConfig()
     rcfg = dataclasses.replace(base, data=cfg.data, eval=cfg.eval, cache_dir=cfg.cache_dir,
                                run_dir=cfg.run_dir, overwrite=cfg.overwrite)
-    data_dir, dataset = corpora.dataset_dir(rcfg.data, rcfg.cache_dir), corpora.load(rcfg.data, rcfg.cache_dir)
+    data_dir = corpora.dataset_dir(rcfg.data, rcfg.cache_dir)
+    dataset = corpora.load(rcfg.data, rcfg.cache_dir, root=data_dir)
     splits = rcfg.data.eval_splits
     corpora.require_splits(dataset, splits, "data.eval_splits")
     run_dir = rundir.prepare(cfg.run_dir, "evaluate", cfg.overwrite)

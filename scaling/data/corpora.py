@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaling.data import beir, builtin, formats, msmarco
-
 from scaling.config import DATASETS as NAMES
+from scaling.data import beir, builtin, formats, msmarco
 
 
 def dataset_dir(cfg, cache_dir) -> Path:
@@ -23,9 +22,10 @@ def dataset_dir(cfg, cache_dir) -> Path:
     raise KeyError(f"unknown data.name {cfg.name!r}; known: {', '.join(NAMES)}")
 
 
-def load(cfg, cache_dir, splits=None) -> formats.Dataset:
-    """Load and validate the dataset ``cfg`` names."""
-    root = dataset_dir(cfg, cache_dir)
+def load(cfg, cache_dir, splits=None, root: Path | None = None) -> formats.Dataset:
+    """Load and validate the dataset ``cfg`` names (from ``root`` when the caller already holds
+    its ``dataset_dir``)."""
+    root = root or dataset_dir(cfg, cache_dir)
     if cfg.name == "msmarco":
         return msmarco.load(root, splits)
     name = cfg.name if cfg.name != "beir" else (cfg.beir_name or root.name)

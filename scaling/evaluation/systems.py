@@ -1,4 +1,4 @@
-"""The systems a results table shows, one registry: references with no training (``bm25``:
+"""The systems a results table shows: references with no training (``bm25``:
 Lucene BM25; ``minilm``: the packaged all-MiniLM-L6-v2 zero-shot), the ``untrained`` backbone
 (LoRA starts with B = 0, so step 0 *is* the backbone) and the ``trained`` encoder.
 
