@@ -428,6 +428,12 @@ class EvaluateConfig:
 PREPARE_STEPS = ("data", "model", "bm25", "teacher_model", "teacher")
 
 
+def check_steps(steps) -> None:
+    """Every prepare step named is one of PREPARE_STEPS (recipes/prepare.py and scaling.prepare)."""
+    bad = [s for s in steps if s not in PREPARE_STEPS]
+    check(not bad, "steps", f"unknown step {bad[:1]} (known: {', '.join(PREPARE_STEPS)})")
+
+
 @dataclass
 class PrepareConfig(RunConfig):
     """``recipes/prepare.py``: the run configuration plus the steps to prepare (in this order)."""
@@ -436,8 +442,7 @@ class PrepareConfig(RunConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        bad = [s for s in self.steps if s not in PREPARE_STEPS]
-        check(not bad, "steps", f"unknown step {bad[:1]} (known: {', '.join(PREPARE_STEPS)})")
+        check_steps(self.steps)
 
     def run_config(self) -> RunConfig:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunConfig)}

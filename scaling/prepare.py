@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scaling.config import PREPARE_STEPS, ConfigError, RunConfig
+from scaling.config import PREPARE_STEPS, ConfigError, RunConfig, check_steps
 from scaling.data.formats import read_groups, write_groups
 from scaling.io import write_json_atomic
 
@@ -266,9 +266,7 @@ def prepare_teacher(cfg: RunConfig, dataset, runs: dict, log=print, score: bool 
 
 def prepare(cfg: RunConfig, steps=STEPS, log=print) -> dict:
     """Run ``steps`` in order; returns {step: what it produced}."""
-    unknown = [s for s in steps if s not in STEPS]
-    if unknown:
-        raise ConfigError(f"steps: unknown step {unknown[0]!r} (known: {', '.join(STEPS)})")
+    check_steps(steps)
     from scaling import sizes
     from scaling.data import corpora
     cache = Path(cfg.cache_dir).expanduser()
