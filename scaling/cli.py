@@ -26,8 +26,15 @@ USER_ERRORS = (ConfigError, FormatError, FileNotFoundError, FileExistsError, Tim
 (RunExistsError and StoreMismatch are FileExistsErrors; a wait past its deadline a TimeoutError.)"""
 
 
+_registered = False
+
+
 def register() -> None:
-    """File the schemas and the paradigm/loss choices in Hydra's ConfigStore (idempotent)."""
+    """File the schemas and the paradigm/loss choices in Hydra's ConfigStore (once per process)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
     store = ConfigStore.instance()
