@@ -1,5 +1,7 @@
 """Exact search equals a brute-force sort; ir_measures numbers equal pytrec_eval's."""
 
+from pathlib import Path
+
 import pytest
 import pytrec_eval
 import torch
@@ -44,3 +46,39 @@ def test_metrics_equal_pytrec_eval(tmp_path):
 def test_table_lists_every_column():
     t = format_table({"a": {"x/test": {"nDCG@10": 0.1}}, "b": {"x/test": {"nDCG@10": 0.25}}})
     assert "0.1000" in t and "0.2500" in t and t.splitlines()[0].split()[-2:] == ["a", "b"]
+
+
+def test_searcher_child_ends_when_its_parent_is_killed(tmp_path):
+    """A killed run must not leave its searcher process (and JVM) running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    pid_file = tmp_path / "child.pid"
+    (tmp_path / "child.py").write_text(
+        "import os, time\nfrom scaling.index.searcher import _exit_with_parent\n_exit_with_parent(0.1)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n")
+    (tmp_path / "parent.py").write_text(
+        f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, {str(tmp_path / 'child.py')!r}])\n"
+        "time.sleep(60)\n")
+    root = Path(__file__).resolve().parents[1]
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py")], cwd=str(root),
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    status = Path(f"/proc/{child}/status")
+    for _ in range(100):
+        try:
+            if "State:\tZ" in status.read_text():  # exited, not yet reaped by init
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the searcher child outlived its parent")

@@ -66,6 +66,21 @@ def _serve(request: dict) -> dict:
     return {"run": run, "latencies": lat}
 
 
+def _exit_with_parent(poll_s: float = 2.0) -> None:
+    """End this process when the one that started it dies (a killed run must not leave a JVM
+    searching on, holding memory and cores)."""
+    import os
+    import threading
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 if __name__ == "__main__":
     from scaling.io import write_json_atomic
+    _exit_with_parent()
     write_json_atomic(Path(sys.argv[2]), _serve(json.loads(Path(sys.argv[1]).read_text())))
