@@ -87,7 +87,7 @@ def main():
     # part 2: sparse vectors of the whole corpus from the default backbone with the sparse head
     scfg = compose(["paradigm=sparse"])
     module, tokenizer, q_tok, d_tok = encoder(scfg)
-    names = impact.safe_token_names(tokenizer, module.head.vocab_size)
+    names = module.head.term_names()
     t = time.perf_counter()
     dw = encode_texts(lambda x: module.head.postprocess(module.encode(x), "doc"), d_tok,
                       [data.corpus[d] for d in docids], 64, desc="encode corpus (sparse)", rows=ROWS["sparse"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 from scaling.sizes import Arch
 
@@ -92,15 +93,18 @@ class Plan:
 
 
 def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, global_batch: int,
-         lora_r: int | None, lora_targets=(), head_extra_per_token: float = 0.0,
+         lora_r: int | None, lora_targets=(), head_extra_per_token: float | Callable[[int], float] = 0.0,
          budget_flops: float | None = None, steps: int | None = None) -> Plan:
-    """Steps for a FLOP budget (or FLOPs for fixed steps): max_steps = floor(budget / per_step)."""
+    """Steps for a FLOP budget (or FLOPs for fixed steps): max_steps = floor(budget / per_step).
+    ``head_extra_per_token``: the head's forward FLOPs per token, a number or a function of the
+    text's length (a lexical sparse head projects onto the text's own tokens)."""
     if (budget_flops is None) == (steps is None):
         raise ValueError("give exactly one of budget_flops and steps")
+    extra = head_extra_per_token if callable(head_extra_per_token) else lambda _: head_extra_per_token
     q_tok = global_batch * query_len
     d_tok = global_batch * group_size * doc_len
-    per_step = (q_tok * train_flops_per_token(arch, query_len, lora_r, lora_targets, head_extra_per_token)
-                + d_tok * train_flops_per_token(arch, doc_len, lora_r, lora_targets, head_extra_per_token))
+    per_step = (q_tok * train_flops_per_token(arch, query_len, lora_r, lora_targets, extra(query_len))
+                + d_tok * train_flops_per_token(arch, doc_len, lora_r, lora_targets, extra(doc_len)))
     if steps is None:
         steps = math.floor(budget_flops / per_step)
         if steps < 1:
@@ -112,7 +116,7 @@ def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, global_batch
                 global_batch, group_size, backbone, trainable)
 
 
-def plan_run(cfg, head_extra_per_token: float = 0.0, world_size: int = 1) -> Plan:
+def plan_run(cfg, head_extra_per_token: float | Callable[[int], float] = 0.0, world_size: int = 1) -> Plan:
     """The plan of a run configuration: its size preset's architecture (cut to model.num_layers),
     lengths, group size, batch and LoRA settings. A budget that buys no step is a ConfigError."""
     from scaling import sizes

@@ -50,7 +50,7 @@ def run(cfg: RunConfig) -> dict:
     L.seed_everything(cfg.seed, verbose=False)
 
     backbone, head, loss = checkpoint.build(cfg)                                      # plan
-    plan = plan_run(cfg, head.extra_flops_per_token())
+    plan = plan_run(cfg, head.extra_flops_per_token)
     print(plan.describe(), flush=True)
     module = RetrieverModule(backbone.body, head, loss, cfg.trainer.lr, cfg.trainer.warmup_ratio,
                              cfg.trainer.weight_decay, plan.steps)

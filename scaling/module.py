@@ -25,10 +25,10 @@ class RetrieverModule(L.LightningModule):
         self.strict_loading = False  # checkpoints hold trained weights only, see on_save_checkpoint
 
     def encode(self, tokens: dict) -> torch.Tensor:
-        """{"input_ids", "attention_mask"} (B, L) -> representations (B, dim)."""
-        mask = tokens["attention_mask"]
-        hidden = self.body(tokens["input_ids"], mask)  # (B, L, H)
-        return self.head(hidden, mask)
+        """{"input_ids", "attention_mask", "content_mask"} (B, L) -> representations (B, dim)."""
+        ids, mask = tokens["input_ids"], tokens["attention_mask"]
+        hidden = self.body(ids, mask)  # (B, L, H)
+        return self.head(hidden, mask, ids, tokens.get("content_mask"))
 
     def step_inputs(self, batch, teacher=None) -> LossInputs:
         q = self.encode(batch["q"])  # (B, D)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from scaling.heads.vocab import token_names
 from scaling.index import dense, impact
 from scaling.index.search import exact_search
 
@@ -75,7 +76,7 @@ def test_token_names_are_whitespace_free_and_unique():
             return len(self.vocab)
         def convert_ids_to_tokens(self, i):
             return self.vocab[i]
-    names = impact.safe_token_names(Tok(), 7)
+    names = token_names(Tok(), 7)
     assert len(set(names)) == 7 and not any(c.isspace() for n in names for c in n)
     assert names[:2] == ["the", "Ġthe"] and names[2] == "a␣b" and names[3] == "a␣b#3" and names[5] == "The"
 
@@ -83,7 +84,7 @@ def test_token_names_are_whitespace_free_and_unique():
 def test_lucene_impact_search_equals_brute_force_over_quantised_vectors(tmp_path):
     from scaling.backbone import llama3_tokenizer
     tok = llama3_tokenizer()
-    names = impact.safe_token_names(tok, len(tok))
+    names = token_names(tok, len(tok))
     rng = random.Random(0)
     vocab = rng.sample(range(len(names)), 300) + [tok.convert_tokens_to_ids(t) for t in ("apple", "Apple")]
     def vec(n_terms):

@@ -48,11 +48,13 @@ def test_every_registered_head_is_built_from_config():
     from types import SimpleNamespace
 
     from scaling.parts import HEAD_CONFIGS
-    backbone = SimpleNamespace(lm_head=torch.nn.Linear(8, 32, bias=False), hidden_size=8, vocab_size=32)
+    backbone = SimpleNamespace(lm_head=torch.nn.Linear(8, 32, bias=False), hidden_size=8, vocab_size=32,
+                               tokenizer=None)
     hidden, mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.long)
+    ids, content = torch.randint(0, 32, (2, 3)), torch.tensor([[0, 1, 1], [0, 0, 1]])
     for name in HEADS:
         head = HEADS[name].from_config(HEAD_CONFIGS[name](), backbone)
-        assert head.kind in ("dense", "sparse") and head(hidden, mask).shape[0] == 2
+        assert head.kind in ("dense", "sparse") and head(hidden, mask, ids, content).shape[0] == 2
 
 
 def test_eos_encoding_same_under_left_and_right_padding():

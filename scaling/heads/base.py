@@ -46,26 +46,40 @@ class Head(nn.Module, ABC):
     """"dense" | "sparse": set by every head (no default)."""
     name: str = ""
 
-    def __init__(self, skip_sink: bool = False):
+    def __init__(self, skip_sink: bool = False, skip_prefix: bool = False):
         super().__init__()
-        self.skip_sink = skip_sink
+        self.skip_sink, self.skip_prefix = skip_sink, skip_prefix
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, L, H) hidden states and (B, L) 0/1 mask -> (B, dim) representations; with
-        ``skip_sink`` the first real position (the attention sink) is left out of the pooling."""
-        return self.pool(hidden, drop_first(mask) if self.skip_sink else mask)
+    def pool_mask(self, mask: torch.Tensor, content: torch.Tensor | None = None) -> torch.Tensor:
+        """The (B, L) positions to pool: the attention ``mask``, without the lead (prefix and start
+        tokens; ``content`` is the mask without them, see scaling.data.collate.Tokenize) when
+        ``skip_prefix``, and without the first real position (the attention sink) when ``skip_sink``."""
+        pooled = mask
+        if self.skip_prefix:
+            if content is None:
+                raise ValueError("skip_prefix needs the tokeniser's content_mask (scaling.data.collate.Tokenize)")
+            pooled = content
+        return pooled * drop_first(mask) if self.skip_sink else pooled
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor | None = None,
+                content: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states (B, L, H), attention ``mask``, token ``ids`` and ``content`` mask (each
+        (B, L)) -> (B, dim) representations, pooled over ``pool_mask``. The model still
+        reads the positions left out; only the head ignores their outputs."""
+        return self.pool(hidden, self.pool_mask(mask, content), ids)
 
     @abstractmethod
-    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(B, L, H) hidden states, (B, L) mask of the positions to pool -> (B, dim)."""
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, H) hidden states, (B, L) mask of the positions to pool, (B, L) ids -> (B, dim)."""
 
     @classmethod
     @abstractmethod
     def from_config(cls, cfg: HeadConfig, backbone) -> "Head":
         """The head from its typed config and the loaded backbone."""
 
-    def extra_flops_per_token(self) -> float:
-        """Forward FLOPs per token the head adds beyond the backbone (0 for pooling)."""
+    def extra_flops_per_token(self, seq_len: int) -> float:
+        """Forward FLOPs per token the head adds beyond the backbone, for texts of ``seq_len``
+        tokens (0 for pooling)."""
         return 0.0
 
     def postprocess(self, reps: torch.Tensor, role: str) -> torch.Tensor:

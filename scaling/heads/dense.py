@@ -48,16 +48,17 @@ POOLINGS = {
 class DenseHead(Head):
     kind = "dense"
 
-    def __init__(self, pooling: str = "mean", normalize: bool = False, skip_sink: bool = False):
-        super().__init__(skip_sink)
+    def __init__(self, pooling: str = "mean", normalize: bool = False, skip_sink: bool = False,
+                 skip_prefix: bool = False):
+        super().__init__(skip_sink, skip_prefix)
         if pooling not in POOLINGS:
             raise KeyError(f"unknown pooling {pooling!r}; known: {', '.join(POOLINGS)}")
         self.pooling, self.normalize = pooling, normalize
 
     @classmethod
     def from_config(cls, cfg, backbone):
-        return cls(cfg.pooling, cfg.normalize, cfg.skip_sink)
+        return cls(cfg.pooling, cfg.normalize, cfg.skip_sink, cfg.skip_prefix)
 
-    def pool(self, hidden, mask):
+    def pool(self, hidden, mask, ids=None):
         pooled = POOLINGS[self.pooling](hidden, mask)  # (B, H)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled

@@ -1,10 +1,17 @@
-"""SPLADE-style sparse head for decoder LLMs (Zeng et al.; Formal et al.'s SPLADE max pooling).
+"""SPLADE-style sparse head for decoder LLMs and masked LMs (Zeng et al.; Formal et al.'s SPLADE).
 
-w_v = log(1 + relu(max_t logit_{t,v})) over the text's non-pad tokens t, where logit = LM head
+w_v = log(1 + relu(max_t logit_{t,v})) over the pooled positions t (``Head.pool_mask``: the
+text's real tokens, without the prefix and the attention sink when asked), where logit = LM head
 (hidden) x scale (hidden_size^-0.25 when ``scale_logits``, as Zeng et al.). The max is taken
 over raw logits first (log1p(relu) is monotone, so the result is the same with one fewer
 (B, L, V) tensor), chunk by chunk over the sequence so 128k vocabularies fit: only one
-(B, chunk, V) block lives at a time. The output is a vocabulary-sized non-negative vector.
+(B, chunk, V) block lives at a time. The output is a non-negative vector over the vocabulary,
+or over the folded vocabulary (``fold``: each folded term takes the max over its ids).
+
+``lexical`` keeps only the text's own tokens: only their logits are computed (the LM head's rows
+for those ids, (B, L, L) per batch instead of (B, L, V)) and every other term is 0, so there is
+no expansion. The LM head is the backbone's own module: a Linear for decoders (tied weights stay
+tied), a transform followed by a Linear for BERT's masked-LM head.
 
 At encode time (``postprocess``) query and document vectors keep their top-k weights
 (``query_top_k`` / ``doc_top_k``), the pruning the decoder-SPLADE recipes use for documents.
@@ -13,38 +20,101 @@ At encode time (``postprocess``) query and document vectors keep their top-k wei
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from scaling.heads.base import Head, register
+from scaling.heads.vocab import fold, token_names
+
+
+def split_lm_head(lm_head: nn.Module) -> tuple[nn.Module, nn.Linear]:
+    """(transform, projection) of an LM head: (identity, itself) for a Linear, else (everything
+    before the last module, the last module) for a Sequential ending in the vocabulary Linear."""
+    if isinstance(lm_head, nn.Linear):
+        return nn.Identity(), lm_head
+    if isinstance(lm_head, nn.Sequential) and isinstance(lm_head[-1], nn.Linear):
+        return lm_head[:-1], lm_head[-1]
+    raise TypeError(f"the sparse head needs an LM head that ends in a Linear, got {type(lm_head).__name__}")
 
 
 @register("sparse")
 class SparseHead(Head):
     kind = "sparse"
 
-    def __init__(self, lm_head: torch.nn.Module, hidden_size: int, vocab_size: int,
+    def __init__(self, lm_head: nn.Module, hidden_size: int, vocab_size: int,
                  scale_logits: bool = True, chunk: int = 32, query_top_k: int | None = None,
-                 doc_top_k: int | None = None, skip_sink: bool = False):
-        super().__init__(skip_sink)
+                 doc_top_k: int | None = None, skip_sink: bool = False, skip_prefix: bool = False,
+                 lexical: bool = False, tokenizer=None, fold_vocab: bool = False):
+        super().__init__(skip_sink, skip_prefix)
         if lm_head is None:
-            raise ValueError("the sparse head needs a backbone with an LM head (a decoder LLM)")
+            raise ValueError("the sparse head needs a backbone with an LM head (a decoder LLM or a masked LM)")
+        split_lm_head(lm_head)  # fail early on an LM head of another shape
         self.lm_head = lm_head  # the backbone's own module (tied weights stay tied)
         self.hidden_size, self.vocab_size = hidden_size, vocab_size
         self.scale = hidden_size ** -0.25 if scale_logits else 1.0
-        self.chunk, self.top_k = chunk, {"query": query_top_k, "doc": doc_top_k}
+        self.chunk, self.top_k, self.lexical = chunk, {"query": query_top_k, "doc": doc_top_k}, lexical
+        self.tokenizer, self.folded_names = tokenizer, None
+        if fold_vocab:
+            if tokenizer is None:
+                raise ValueError("fold needs the tokenizer (it names the folded terms)")
+            index, self.folded_names = fold(tokenizer, vocab_size)
+            self.register_buffer("fold_index", index, persistent=False)  # (V,) id -> folded term
 
     @classmethod
     def from_config(cls, cfg, backbone):
         return cls(backbone.lm_head, backbone.hidden_size, backbone.vocab_size, cfg.scale_logits,
-                   cfg.chunk, cfg.query_top_k, cfg.doc_top_k, cfg.skip_sink)
+                   cfg.chunk, cfg.query_top_k, cfg.doc_top_k, cfg.skip_sink, cfg.skip_prefix,
+                   cfg.lexical, backbone.tokenizer, cfg.fold)
 
-    def pool(self, hidden, mask):
-        lm_head, best = self.lm_head, None
+    @property
+    def dim(self) -> int:
+        """Output width: the vocabulary, or the folded vocabulary."""
+        return len(self.folded_names) if self.folded_names is not None else self.vocab_size
+
+    def term_names(self) -> list[str]:
+        """One whitespace-free, unique name per output dimension (the index's terms)."""
+        if self.folded_names is not None:
+            return self.folded_names
+        if self.tokenizer is None:
+            return [f"[{i}]" for i in range(self.vocab_size)]
+        return token_names(self.tokenizer, self.vocab_size)
+
+    def _max_logits(self, hidden, mask):
+        """(B, V) max over pooled positions of every vocabulary logit, in sequence chunks."""
+        best = None
         for s in range(0, hidden.shape[1], self.chunk):
-            logits = lm_head(hidden[:, s:s + self.chunk]) * self.scale  # (B, c, V)
+            logits = self.lm_head(hidden[:, s:s + self.chunk]) * self.scale  # (B, c, V)
             pad = (mask[:, s:s + self.chunk] == 0).unsqueeze(-1)  # (B, c, 1)
             block = logits.masked_fill(pad, float("-inf")).amax(dim=1)  # (B, V)
             best = block if best is None else torch.maximum(best, block)
-        return torch.log1p(torch.relu(best[:, : self.vocab_size]))  # (B, V), >= 0
+        return best[:, : self.vocab_size]
+
+    def _lexical_logits(self, hidden, mask, ids):
+        """(B, V) max over pooled positions of the logits of the text's own pooled tokens; -inf
+        elsewhere. Only (B, L, L) logits are computed: the projection's rows for ``ids``."""
+        transform, proj = split_lm_head(self.lm_head)
+        rows = proj.weight[ids]  # (B, L, H): one vocabulary row per input token
+        logits = transform(hidden) @ rows.transpose(1, 2)  # (B, L positions, L tokens)
+        if proj.bias is not None:
+            logits = logits + proj.bias[ids].unsqueeze(1)  # (B, 1, L tokens)
+        logits = logits * self.scale
+        off = mask == 0  # (B, L)
+        per_token = logits.masked_fill(off.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, L tokens)
+        per_token = per_token.masked_fill(off, float("-inf"))  # only the text's pooled tokens
+        out = per_token.new_full((ids.shape[0], self.vocab_size), float("-inf"))
+        return out.scatter_reduce(1, ids, per_token, reduce="amax")  # (B, V)
+
+    def pool(self, hidden, mask, ids=None):
+        if self.lexical:
+            if ids is None:
+                raise ValueError("lexical needs the input ids")
+            best = self._lexical_logits(hidden, mask, ids)
+        else:
+            best = self._max_logits(hidden, mask)
+        w = torch.log1p(torch.relu(best))  # (B, V), >= 0
+        if self.folded_names is None:
+            return w
+        index = self.fold_index.unsqueeze(0).expand(w.shape[0], -1)  # (B, V)
+        return w.new_zeros(w.shape[0], self.dim).scatter_reduce(1, index, w, reduce="amax")  # (B, F)
 
     def postprocess(self, reps, role):
         k = self.top_k.get(role)
@@ -53,11 +123,31 @@ class SparseHead(Head):
         top = reps.topk(k, dim=1)  # keep k weights per row
         return torch.zeros_like(reps).scatter_(1, top.indices, top.values)
 
-    def extra_flops_per_token(self) -> float:
-        return 2.0 * self.hidden_size * self.vocab_size
+    def extra_flops_per_token(self, seq_len: int) -> float:
+        """Forward FLOPs per token of the LM head: a masked LM's transform (hidden x hidden), then
+        the projection onto the whole vocabulary, or in ``lexical`` mode onto the ``seq_len``
+        tokens of the text."""
+        transform = 0.0 if isinstance(split_lm_head(self.lm_head)[0], nn.Identity) else \
+            2.0 * self.hidden_size * self.hidden_size
+        return transform + 2.0 * self.hidden_size * (seq_len if self.lexical else self.vocab_size)
 
     def batch_stats(self, q, d):
-        """Mean non-zeros per query/document and the batch FLOPS: sum_v P(q_v>0) P(d_v>0)."""
+        """Mean non-zeros per query/document, the batch FLOPS (sum_v P(q_v>0) P(d_v>0)), the mean
+        cosine between the batch's documents and the share of document weight on terms present in
+        at least half of them (near 1: every document says the same thing)."""
         qa, da = (q > 0).float(), (d > 0).float()
         return {"q_nonzero": qa.sum(1).mean(), "d_nonzero": da.sum(1).mean(),
-                "flops": (qa.mean(0) * da.mean(0)).sum()}
+                "flops": (qa.mean(0) * da.mean(0)).sum(), **spread(d)}
+
+
+def spread(d: torch.Tensor) -> dict[str, torch.Tensor]:
+    """How alike (N, V) non-negative document vectors are: ``d_cosine``, the mean cosine between
+    distinct documents, and ``common_share``, the share of all weight on terms present (> 0) in
+    at least half of the documents."""
+    n = d.shape[0]
+    unit = torch.nn.functional.normalize(d.float(), dim=1)
+    total = unit.sum(0)  # (V,)
+    cosine = (total @ total - (unit * unit).sum()) / max(1, n * (n - 1))  # off-diagonal mean
+    common = (d > 0).float().mean(0) >= 0.5  # (V,)
+    share = d[:, common].sum() / d.sum().clamp_min(1e-12)
+    return {"d_cosine": cosine, "common_share": share}

@@ -68,34 +68,48 @@ class ImpactExport:
     def __init__(self, eval_cfg, tokenizer, head):
         from scaling.index import impact
         self.cfg = eval_cfg
-        self.names = impact.safe_token_names(tokenizer, head.vocab_size)
+        self.names = head.term_names()
 
     def build(self, blocks, docids: list[str], out_dir: Path) -> dict:
         """``blocks()``: an iterator over the corpus's (n_i, V) CSR blocks, in docid order; each is
         quantised and streamed into the indexer's staging file, so no corpus-wide copy is held."""
         from scaling.index import impact
         self.d_df, nnz = np.zeros(len(self.names), np.int64), 0
+        unit_sum, n = np.zeros(len(self.names)), max(1, len(docids))
 
         def vectors():
-            nonlocal nnz
+            nonlocal nnz, unit_sum
             for block in blocks():
-                q = impact.quantise_csr(block, self.cfg.quantization)
+                q = impact.quantise_csr(block, self.cfg.quantization, self.cfg.rounding)
                 self.d_df += np.bincount(q.indices, minlength=len(self.names))
                 nnz += q.nnz
+                unit_sum += np.asarray(unit_rows(q).sum(axis=0)).ravel()
                 yield from impact.to_vectors(q, self.names)
         stats = impact.build_index(docids, vectors(), out_dir)
         self.out_dir, self.n_docs = Path(out_dir), len(docids)
-        return {"index_MB": stats["bytes"] / 1e6, "build_s": stats["seconds"], "d_nonzero": nnz / max(1, len(docids))}
+        common = self.d_df >= 0.5 * n  # terms in at least half of the documents
+        mass = [(q.sum(), q[:, common].sum()) for q in (impact.quantise_csr(b, self.cfg.quantization,
+                                                                             self.cfg.rounding) for b in blocks())]
+        total = sum(m[0] for m in mass)
+        return {"index_MB": stats["bytes"] / 1e6, "build_s": stats["seconds"], "d_nonzero": nnz / n,
+                "d_cosine": float((unit_sum @ unit_sum - n) / max(1, n * (n - 1))),
+                "common_share": float(sum(m[1] for m in mass) / total) if total else 0.0}
 
     def search(self, queries: sp.csr_matrix, qids: list[str], k: int):
         from scaling.index import impact
-        q = impact.quantise_csr(queries, self.cfg.quantization)
+        q = impact.quantise_csr(queries, self.cfg.quantization, self.cfg.rounding)
         run, lat = impact.search(self.out_dir, dict(zip(qids, impact.to_vectors(q, self.names))), k)
         stats = latency_stats(lat, sum(lat), len(qids))
         q_df = np.bincount(q.indices, minlength=len(self.names))
         flops = float((q_df / max(1, len(qids))) @ (self.d_df / max(1, self.n_docs)))
         stats.update(q_nonzero=q.nnz / max(1, len(qids)), FLOPS=flops)
         return run, stats
+
+
+def unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows scaled to unit L2 norm (empty rows stay empty)."""
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1), dtype=np.float64)).ravel()
+    return sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ m.astype(np.float64)
 
 
 def build_exporter(kind: str, eval_cfg, tokenizer, head):

@@ -1,9 +1,9 @@
 """Sparse export: quantised vocabulary weights in a Lucene impact index, searched with int weights.
 
 Documents become JsonVectorCollection lines ``{"id", "contents": "", "vector": {token: int}}``
-(weights x ``factor``, 100 by default, truncated to int as Lucene's impact field stores them;
-zeros dropped); token names are the tokenizer's vocabulary made whitespace-safe and unique
-(``safe_token_names``). Anserini indexes them with ``-impact -pretokenized``; a query is its own
+(weights x ``factor``, 100 by default, floored or rounded to the int Lucene's impact field
+stores; zeros dropped); token names are the tokenizer's vocabulary made whitespace-safe and unique
+(``scaling.heads.vocab``). Anserini indexes them with ``-impact -pretokenized``; a query is its own
 int-weighted term vector, and a document's score is the plain sum of query weight x document
 impact over shared terms, exactly the dot product of the quantised vectors.
 
@@ -22,26 +22,21 @@ import torch
 from scaling.index import lucene
 
 
-def safe_token_names(tokenizer, vocab_size: int) -> list[str]:
-    """One whitespace-free, unique name per vocabulary id (whitespace -> '␣'; clashes get '#id')."""
-    names, seen = [], set()
-    for i in range(vocab_size):
-        tok = tokenizer.convert_ids_to_tokens(i) if i < len(tokenizer) else None
-        name = "".join("␣" if c.isspace() else c for c in (tok or "")) or f"[{i}]"
-        if name in seen:
-            name = f"{name}#{i}"
-        seen.add(name)
-        names.append(name)
-    return names
+ROUNDINGS = ("floor", "round")
 
 
-def quantise_csr(weights, factor: float = 100.0) -> sp.csr_matrix:
-    """(N, V) non-negative weights (scipy CSR, or a dense tensor) -> int32 CSR of int(w x factor),
-    zeros dropped (truncation, as Lucene's impact field stores them)."""
+def quantise_csr(weights, factor: float = 100.0, rounding: str = "floor") -> sp.csr_matrix:
+    """(N, V) non-negative weights (scipy CSR, or a dense tensor) -> int32 CSR of w x factor
+    floored (``floor``, as ``int()`` truncates) or rounded to the nearest integer (``round``:
+    weights below 0.5 / factor still vanish, but the rest lose no systematic half-unit); zeros
+    dropped."""
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {rounding!r} (known: {', '.join(ROUNDINGS)})")
     m = weights.tocsr() if sp.issparse(weights) else sp.csr_matrix(torch.as_tensor(weights).float().numpy())
-    q = sp.csr_matrix(((m.data.astype(np.float32) * np.float32(factor)).astype(np.int32), m.indices, m.indptr),
-                      shape=m.shape)
-    q.eliminate_zeros()
+    scaled = m.data.astype(np.float32) * np.float32(factor)
+    scaled = np.floor(scaled) if rounding == "floor" else np.rint(scaled)
+    q = sp.csr_matrix((scaled.astype(np.int32), m.indices.copy(), m.indptr.copy()), shape=m.shape)
+    q.eliminate_zeros()  # in place: hence the copies, the caller's matrix stays as it was
     return q
 
 
