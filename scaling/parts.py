@@ -37,6 +37,10 @@ class HeadConfig:
     """Pool without the first real position: the attention sink (the BOS token where the tokenizer
     adds one, else the first prefix token). The model still reads that token, so no other
     position becomes the sink; only the head ignores its output."""
+    skip_prefix: bool = False
+    """Pool without the lead: the query/passage prefix and the tokenizer's start tokens (BOS, CLS).
+    Under causal attention those positions are the same for every text, so what they add to a
+    representation is a constant, not evidence about the text."""
 
 
 @head_config("dense")
@@ -58,17 +62,26 @@ class DenseHeadConfig(HeadConfig):
 @head_config("sparse")
 @dataclass
 class SparseHeadConfig(HeadConfig):
-    """SPLADE-style vocabulary weights (``paradigm=sparse``)."""
+    """SPLADE-style vocabulary weights (``paradigm=sparse``); see scaling/heads/sparse.py."""
 
     name: str = "sparse"
     skip_sink: bool = True
+    skip_prefix: bool = True
     scale_logits: bool = True
     """Multiply LM-head logits by hidden_size^-0.25 (Zeng et al.)."""
+    lexical: bool = True
+    """Weigh only the text's own (pooled) tokens: no expansion, the bag of words re-weighted by the
+    LM head (naver/splade's lexical-only variants). Only those logits are computed, so the head
+    costs 2 x hidden x length FLOPs per token instead of 2 x hidden x vocabulary."""
+    fold: bool = True
+    """Fold the vocabulary: ids whose text is the same once the space marker is stripped and it is
+    lower-cased (``Ġabstract``, ``abstract``, ``Abstract``) become one term, weighted by the max
+    over its ids. The index and the scores use the folded terms."""
     chunk: int = 32
     """Sequence positions per LM-head block (memory for 128k vocabularies)."""
     query_top_k: int | None = None
     """Keep the top-k query weights at encode time (null keeps all)."""
-    doc_top_k: int | None = 256
+    doc_top_k: int | None = None
     """Keep the top-k document weights at encode time (null keeps all)."""
 
     def __post_init__(self):
