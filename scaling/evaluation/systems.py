@@ -1,5 +1,6 @@
 """The systems a results table shows: references with no training (``bm25``:
-Lucene BM25; ``minilm``: the packaged all-MiniLM-L6-v2 zero-shot), the ``untrained`` backbone
+Lucene BM25; ``minilm``: the packaged all-MiniLM-L6-v2 zero-shot; ``splade``: the packaged
+SPLADE-tiny zero-shot, a learned-sparse model through the same Lucene impact export), the ``untrained`` backbone
 (LoRA starts with B = 0, so step 0 *is* the backbone) and the ``trained`` encoder.
 
 The first three are ``SYSTEMS``: callables ``(cfg, dataset, data_dir, splits, model=None) ->
@@ -76,6 +77,27 @@ def minilm(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
     return evaluate_encoder(module, tokenizer, mcfg, dataset, splits)
 
 
+def splade_config(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the packaged SPLADE-tiny as a frozen sparse encoder, read as its authors do:
+    max over every position (CLS and SEP included) of log(1 + relu(MLM logits)), no prefixes, no
+    logit scaling, no pruning."""
+    from scaling.config import LoraConfig, ModelConfig, SparseHeadConfig
+    return dataclasses.replace(
+        cfg, model=ModelConfig(name="splade-tiny", lora=LoraConfig(enabled=False), query_prefix="", doc_prefix=""),
+        paradigm=dataclasses.replace(cfg.paradigm, name="sparse", terms=[], head=SparseHeadConfig(
+            skip_sink=False, skip_prefix=False, scale_logits=False, lexical=False, fold=False,
+            doc_top_k=None)))
+
+
+def splade(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
+    """SPLADE-tiny zero-shot through the same backbone, head and Lucene impact export as a trained
+    sparse model."""
+    from scaling.checkpoint import inference_model
+    scfg = splade_config(cfg)
+    module, tokenizer = inference_model(scfg)
+    return evaluate_encoder(module, tokenizer, scfg, dataset, splits)
+
+
 def untrained(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
     """The backbone and head before training: ``model`` (a module at step 0), else a fresh one."""
     from scaling.checkpoint import inference_model
@@ -100,6 +122,8 @@ def trained(cfg: RunConfig, dataset, splits, model, run_dir: Path, shard=None) -
 SYSTEMS: dict[str, System] = {
     "bm25": System("BM25", bm25, lambda c, d, s: {**_data_key(c, d, s), "bm25": dataclasses.asdict(c.data.bm25)}),
     "minilm": System("MiniLM (zero-shot)", minilm, _data_key),
+    "splade": System("SPLADE-tiny (zero-shot)", splade, lambda c, d, s: {
+        **_data_key(c, d, s), "head": dataclasses.asdict(splade_config(c).paradigm.head)}),
     "untrained": System("untrained (step 0)", untrained, _untrained_key),
 }
 """The cached systems; the run's own encoder is ``trained`` (its column label names its steps)."""
