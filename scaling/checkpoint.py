@@ -20,7 +20,8 @@ from scaling.config import RunConfig, parse, to_dict
 def _backbone_and_head(cfg: RunConfig):
     from scaling.backbone import load_backbone
     from scaling.heads import build_head
-    backbone = load_backbone(cfg.model, Path(cfg.cache_dir).expanduser())
+    from scaling.mntp import adapted_model
+    backbone = load_backbone(adapted_model(cfg), Path(cfg.cache_dir).expanduser())
     return backbone, build_head(cfg.paradigm.head, backbone)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from scaling.config import LOSSES, PARADIGMS, EvaluateConfig, PrepareConfig, RunConfig, parse
+from scaling.config import LOSSES, PARADIGM_MODELS, PARADIGMS, EvaluateConfig, PrepareConfig, RunConfig, parse
 from scaling.data.formats import FormatError
 from scaling.schema import ConfigError
 
@@ -44,7 +44,11 @@ def register() -> None:
             node.paradigm.head = None  # the chosen paradigm brings its own head type
         store.store(group="schema", name=name, node=node, package="_global_")
     for name, node in PARADIGMS.items():
-        store.store(group="paradigm", name=name, node=node)
+        if name in PARADIGM_MODELS:  # the choice also sets model keys, so it is filed at the root
+            store.store(group="paradigm", name=name, package="_global_",
+                        node={"paradigm": node, "model": PARADIGM_MODELS[name]})
+        else:
+            store.store(group="paradigm", name=name, node=node)
     for name, node in LOSSES.items():
         store.store(group="loss", name=name, node=node)
 

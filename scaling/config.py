@@ -25,7 +25,7 @@ from scaling.parts import (HEAD_CONFIGS, TERM_CONFIGS, DenseHeadConfig, FlopsCon
 from scaling.schema import ConfigError, build, check, union  # noqa: F401
 
 DEFAULT_CACHE = "~/.cache/scaling"
-REFERENCE_SYSTEMS = ("bm25", "minilm")
+REFERENCE_SYSTEMS = ("bm25", "minilm", "splade")
 """Systems with no training that a results table can show (scaling/evaluation/systems.py)."""
 DATASETS = ("pycode", "beir", "msmarco")
 """``data.name`` choices (scaling/data/corpora.py loads each)."""
@@ -57,6 +57,26 @@ class LoraConfig:
 
 
 @dataclass
+class MNTPConfig:
+    """Masked next-token prediction before training (``model.mntp``; scaling/mntp.py): adapts a
+    decoder to bidirectional attention on the training corpus (LLM2Vec; Zeng et al.)."""
+
+    steps: int = 0
+    """0: no adaptation. Its FLOPs are not part of the training budget."""
+    mask_ratio: float = 0.2
+    batch_size: int = 16
+    max_len: int = 128
+    lr: float = 1.0e-4
+    seed: int = 0
+
+    def __post_init__(self):
+        check(self.steps >= 0, "model.mntp.steps", "must be >= 0")
+        check(0 < self.mask_ratio < 1, "model.mntp.mask_ratio", "must be in (0, 1)")
+        check(self.batch_size > 0, "model.mntp.batch_size", "must be positive")
+        check(self.max_len > 1, "model.mntp.max_len", "must be > 1")
+
+
+@dataclass
 class ModelConfig:
     """The backbone (``size=`` group). ``name`` is a preset of ``scaling.sizes``."""
 
@@ -80,8 +100,11 @@ class ModelConfig:
     """Let a decoder attend in both directions (a padding-only mask replaces the causal one)."""
     dtype: str = "float32"
     gradient_checkpointing: bool = False
+    mntp: MNTPConfig = field(default_factory=MNTPConfig)
 
     def __post_init__(self):
+        check(self.mntp.steps == 0 or self.bidirectional, "model.mntp.steps",
+              "MNTP adapts a decoder to bidirectional attention: set model.bidirectional=true with it")
         check(self.padding_side in ("left", "right"), "model.padding_side",
                f"must be 'left' or 'right', got {self.padding_side!r}")
         check(self.dtype in ("float32", "bfloat16", "float16"), "model.dtype",
@@ -325,12 +348,15 @@ class EvalConfig:
     ranks' corpus blocks before it stops with an error naming the missing ones."""
     untrained: bool = True
     """Also evaluate the untrained backbone (step 0), cached across runs."""
-    baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm"])
-    """Reference systems on the same table: bm25 (Lucene), minilm (the packaged all-MiniLM-L6-v2)."""
+    baselines: list[str] = field(default_factory=lambda: ["bm25", "minilm", "splade"])
+    """Reference systems on the same table: bm25 (Lucene), minilm (the packaged all-MiniLM-L6-v2),
+    splade (the packaged SPLADE-tiny)."""
     index: str = "flat"
     """Dense export: flat (exact inner product), hnsw or ivfpq (FAISS)."""
     quantization: float = 100.0
-    """Sparse export: impact = int(weight x quantization)."""
+    """Sparse export: impact = weight x quantization, made an integer by ``rounding``."""
+    rounding: str = "round"
+    """Sparse export: round (to the nearest integer) or floor (truncate, as int() does)."""
     measures: list[str] = field(default_factory=lambda: ["nDCG@10", "RR@10", "R@100", "R@1000"])
 
     def __post_init__(self):
@@ -345,6 +371,7 @@ class EvalConfig:
         check(self.index in ("flat", "hnsw", "ivfpq"), "eval.index",
                f"must be flat, hnsw or ivfpq, got {self.index!r}")
         check(self.quantization > 0, "eval.quantization", "must be positive")
+        check(self.rounding in ("floor", "round"), "eval.rounding", f"must be floor or round, got {self.rounding!r}")
         bad = [b for b in self.baselines if b not in REFERENCE_SYSTEMS]
         check(not bad, "eval.baselines", f"unknown reference system {bad[:1]} (known: {', '.join(REFERENCE_SYSTEMS)})")
 
@@ -396,7 +423,7 @@ class EvaluateConfig:
     checkpoint: str | None = None
     """A RUN_DIR/checkpoint folder written by run.py."""
     baseline: Any = None
-    """Reference systems on the table: bm25 | minilm | [bm25,minilm] | none; null: eval.baselines.
+    """Reference systems on the table: bm25 | minilm | splade | [bm25,splade] | none; null: eval.baselines.
     Without a checkpoint they are evaluated alone (one system's numbers are then ``metrics``)."""
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -414,11 +441,11 @@ class EvaluateConfig:
             check(not bad, "baseline", f"unknown reference system {bad[:1]} (known: {', '.join(REFERENCE_SYSTEMS)}, none)")
             self.eval = dataclasses.replace(self.eval, baselines=names)
         check(self.checkpoint is not None or bool(names), "checkpoint",
-              "give checkpoint=RUN_DIR/checkpoint, or baseline=bm25|minilm to evaluate a reference system alone")
+              "give checkpoint=RUN_DIR/checkpoint, or baseline=bm25|minilm|splade to evaluate a reference system alone")
 
     @property
     def references(self) -> list[str] | None:
-        """``baseline``: bm25 | minilm | [bm25,minilm] | none -> a list; unset -> None."""
+        """``baseline``: bm25 | minilm | splade | [bm25,splade] | none -> a list; unset -> None."""
         if self.baseline is None:
             return None
         names = [self.baseline] if isinstance(self.baseline, str) else list(self.baseline)
@@ -456,7 +483,14 @@ class PrepareConfig(RunConfig):
 PARADIGMS = {
     "dense": ParadigmConfig(),
     "sparse": ParadigmConfig(name="sparse", temperature=1.0, head=SparseHeadConfig(), terms=[FlopsConfig()]),
+    "sparse_zeng": ParadigmConfig(name="sparse_zeng", temperature=1.0, head=SparseHeadConfig(
+        skip_sink=False, skip_prefix=False, lexical=False, fold=False), terms=[FlopsConfig()]),
 }
+PARADIGM_MODELS = {
+    "sparse_zeng": {"bidirectional": True, "mntp": {"steps": 10000}},
+}
+"""Model settings a paradigm choice brings with it: Zeng et al.'s decoder reads bidirectionally
+after MNTP adaptation (~10k steps on the corpus: a GPU setting)."""
 LOSSES = {
     "cl": LossConfig(),
     "kd": LossConfig(name="kd", terms=[KLConfig()]),

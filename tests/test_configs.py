@@ -138,7 +138,7 @@ GUARD = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['recipes/r
     ("+loss.terms.0.tempreature=0.1", "loss.terms[0].tempreature: unknown key (known: bidirectional, name, "
                                       "temperature, weight)"),
     ("paradigm.head.chunk=4", "paradigm.head.chunk"),
-    ("+paradigm.head.chunk=4", "paradigm.head.chunk: unknown key (known: name, normalize, pooling, skip_sink)"),
+    ("+paradigm.head.chunk=4", "paradigm.head.chunk: unknown key (known: name, normalize, pooling, skip_prefix, skip_sink)"),
     ("size=huge", "Could not find 'size/huge'"),
 ])
 def test_recipe_typos_fail_with_their_key_before_torch(override, expect):

@@ -15,7 +15,7 @@ from scaling.rundir import RunExistsError
 
 KEYS = {"nDCG@10", "RR@10", "R@100", "R@1000"}
 INDEX_KEYS = {"index_MB", "build_s", "p50_ms", "p95_ms", "QPS"}
-SPARSE_KEYS = {"q_nonzero", "d_nonzero", "FLOPS"}
+SPARSE_KEYS = {"q_nonzero", "d_nonzero", "FLOPS", "d_cosine", "common_share"}
 
 
 def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_path):
@@ -120,22 +120,40 @@ PARADIGMS = sorted(config.PARADIGMS)
 LOSS_CHOICES = sorted(config.LOSSES)
 
 
-@pytest.mark.parametrize("paradigm", PARADIGMS)
-@pytest.mark.parametrize("loss", LOSS_CHOICES)
+@pytest.mark.parametrize("paradigm,loss", [(p, loss) for p in PARADIGMS for loss in LOSS_CHOICES
+                                           if p in ("dense", "sparse") or loss == "cl"])
 def test_every_paradigm_and_loss_fits(paradigm, loss, tiny_overrides, teacher_file, tmp_path):
+    sparse = config.PARADIGMS[paradigm].head.name == "sparse"
     cfg = parse(compose(tiny_overrides + [
         f"paradigm={paradigm}", f"loss={loss}", f"run_dir={tmp_path / 'run'}", "budget.steps=2",
         "data.n_negatives=2", f"data.teacher_scores={teacher_file}", "eval.untrained=false",
         "logger=csv", "trainer.log_every=1", "eval.batch_size=16", "data.doc_len=24",
-        "data.query_len=12"] + (["paradigm.head.query_top_k=64"] if paradigm == "sparse" else [])))
-    # (untrained sparse queries weight ~120k of the 128k terms: Lucene takes seconds per query)
+        "data.query_len=12"] + (["paradigm.head.query_top_k=64"] if sparse else [])
+        + (["model.mntp.steps=3", "model.mntp.batch_size=2"] if paradigm in config.PARADIGM_MODELS else [])))
+    # (untrained full-vocabulary queries weight ~120k of the 128k terms: Lucene takes seconds per query)
     result = run(cfg)
-    assert set(result["metrics"]["small/test"]) == KEYS | INDEX_KEYS | (SPARSE_KEYS if paradigm == "sparse" else set())
+    assert set(result["metrics"]["small/test"]) == KEYS | INDEX_KEYS | (SPARSE_KEYS if sparse else set())
     header = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     for term in cfg.terms:
         assert f"train/{term.name}" in header
-    if paradigm == "sparse":
-        assert {"train/q_nonzero", "train/d_nonzero", "train/flops"} <= set(header)
+    if sparse:
+        assert {"train/q_nonzero", "train/d_nonzero", "train/flops", "train/d_cosine",
+                "train/common_share"} <= set(header)
+
+
+def test_splade_tiny_trains_through_the_sparse_head(tiny_overrides, tmp_path):
+    """The packaged SPLADE-tiny as a backbone: its MLM head is the sparse head's LM head, trained in
+    full, exported to Lucene; it starts well above chance and its weights move."""
+    cfg = parse(compose(tiny_overrides + [
+        "size=splade-tiny", "paradigm=sparse", "paradigm.head.skip_sink=false", "paradigm.head.skip_prefix=false",
+        "paradigm.head.lexical=false", "paradigm.head.fold=false", "paradigm.head.scale_logits=false",
+        f"run_dir={tmp_path / 'run'}", "budget.steps=3", "data.doc_len=48", "data.query_len=16"]))
+    assert not cfg.model.lora.enabled and cfg.model.query_prefix == ""
+    result = run(cfg)
+    m, start = result["metrics"]["small/test"], result["baseline_metrics"]["small/test"]
+    assert set(m) == KEYS | INDEX_KEYS | SPARSE_KEYS
+    assert start["nDCG@10"] > 0.2 and m["nDCG@10"] > 0.1
+    assert 10 < m["d_nonzero"] < 5000
 
 
 def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_path, capsys):
@@ -144,17 +162,19 @@ def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_pa
     from scaling.evaluation import score_run, systems
     from scaling.index import bm25
     from scaling.prepare import paths
-    cfg = parse(compose(tiny_overrides + ["eval.baselines=[bm25,minilm]", "eval.k=100"]))
+    cfg = parse(compose(tiny_overrides + ["eval.baselines=[bm25,minilm,splade]", "eval.k=100"]))
     data_dir = corpora.dataset_dir(cfg.data, cfg.cache_dir)
     data = corpora.load(cfg.data, cfg.cache_dir)
     refs = systems.references(cfg, data, data_dir, ["test"])
-    assert set(refs) == {"bm25", "minilm"}
+    assert set(refs) == {"bm25", "minilm", "splade"}
     batch = bm25.search(paths(cfg).bm25 / "index", data.split_queries("test"), cfg.data.bm25, hits=100)
     want = score_run(batch, data.qrels["test"])
     for m in KEYS:
         assert refs["bm25"]["small/test"][m] == pytest.approx(want[m], abs=1e-3)
     assert set(refs["minilm"]["small/test"]) >= KEYS | INDEX_KEYS
     assert refs["minilm"]["small/test"]["nDCG@10"] > 0.2  # a real pretrained model, not noise
+    assert set(refs["splade"]["small/test"]) == KEYS | INDEX_KEYS | SPARSE_KEYS
+    assert refs["splade"]["small/test"]["nDCG@10"] > 0.2  # learned sparse weights through Lucene
     capsys.readouterr()
     assert systems.references(cfg, data, data_dir, ["test"]) == refs
     assert "cached" in capsys.readouterr().out
