@@ -47,9 +47,10 @@ def test_poolings_match_hand_computation(pooling, normalize):
 def test_every_registered_head_is_built_from_config():
     from types import SimpleNamespace
 
+    from scaling.backbone import llama3_tokenizer
     from scaling.parts import HEAD_CONFIGS
     backbone = SimpleNamespace(lm_head=torch.nn.Linear(8, 32, bias=False), hidden_size=8, vocab_size=32,
-                               tokenizer=None)
+                               tokenizer=llama3_tokenizer())
     hidden, mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.long)
     ids, content = torch.randint(0, 32, (2, 3)), torch.tensor([[0, 1, 1], [0, 0, 1]])
     for name in HEADS:

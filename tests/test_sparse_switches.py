@@ -158,7 +158,7 @@ def test_export_reports_corpus_spread(tmp_path):
     from scaling.config import EvalConfig
     from scaling.index.export import ImpactExport
     from scaling.index.impact import quantise_csr
-    docs = sp.random(40, 25, density=0.3, random_state=1, format="csr", dtype=np.float32)
+    docs = sp.random(40, 25, density=0.3, random_state=1, format="lil", dtype=np.float32)
     docs[:, 3] = 0.5  # common to all
     docs = docs.tocsr()
     head = SimpleNamespace(term_names=lambda: [f"t{i}" for i in range(25)])
