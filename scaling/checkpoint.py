@@ -52,13 +52,23 @@ def save(out: Path, module, cfg: RunConfig) -> Path:
     return Path(out)
 
 
+ADDED_HEAD_KEYS = {"skip_prefix": False, "lexical": False, "fold": False}
+"""Head keys added after checkpoints were already written, and the value those were trained with
+(the keys' defaults differ: a missing key must not read as today's default)."""
+
+
 def read_config(ckpt_dir: Path) -> RunConfig:
     """The run configuration a checkpoint folder was trained with."""
     path = Path(ckpt_dir).expanduser() / "run_config.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: {path.parent} is not a checkpoint folder "
                                 "(expected run_config.json and weights.safetensors)")
-    return parse(json.loads(path.read_text()))
+    data = json.loads(path.read_text())
+    head = data.get("paradigm", {}).get("head") or {}
+    for key, value in ADDED_HEAD_KEYS.items():
+        if key == "skip_prefix" or head.get("name") == "sparse":
+            head.setdefault(key, value)
+    return parse(data)
 
 
 def load(ckpt_dir: Path, cfg: RunConfig):

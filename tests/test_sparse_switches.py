@@ -169,3 +169,21 @@ def test_export_reports_corpus_spread(tmp_path):
     assert stats["d_cosine"] == pytest.approx(got["d_cosine"].item(), rel=1e-6)
     assert stats["common_share"] == pytest.approx(got["common_share"].item(), rel=1e-6)
     assert stats["d_nonzero"] == pytest.approx((q > 0).sum() / 40)
+
+
+def test_a_checkpoint_written_before_the_switches_reads_as_trained(tmp_path):
+    """A run_config.json without skip_prefix/lexical/fold was trained without them."""
+    import json
+
+    from scaling.checkpoint import read_config
+    from scaling.config import parse, to_dict
+    from tests.conftest import compose
+    for paradigm in ("sparse", "dense"):
+        data = to_dict(parse(compose([f"paradigm={paradigm}"])))
+        for key in ("skip_prefix", "lexical", "fold"):
+            data["paradigm"]["head"].pop(key, None)
+        (tmp_path / "run_config.json").write_text(json.dumps(data))
+        head = read_config(tmp_path).paradigm.head
+        assert head.skip_prefix is False
+        if paradigm == "sparse":
+            assert head.lexical is False and head.fold is False
