@@ -18,3 +18,5 @@ $R run_dir=runs/ablation/st_splade size=splade-tiny paradigm.head.skip_sink=fals
 $R run_dir=runs/ablation/st_splade_full size=splade-tiny paradigm.head.skip_sink=false paradigm.head.skip_prefix=false \
    paradigm.head.lexical=false paradigm.head.fold=false paradigm.head.scale_logits=false paradigm.head.doc_top_k=null eval.rounding=round
 python recipes/evaluate.py checkpoint=runs/ablation/lexfold/checkpoint "data.eval_splits=[dev]" "baseline=[bm25,splade]" run_dir=runs/ablation/dev_best
+$R run_dir=runs/ablation/e4_noflops $BEST paradigm.terms.0.weight=0 budget.flops=4e13
+$R run_dir=runs/ablation/k4_nofold $BEST paradigm.head.fold=false budget.flops=4e13
