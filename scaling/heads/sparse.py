@@ -47,8 +47,8 @@ class SparseHead(Head):
         super().__init__(skip_sink, skip_prefix)
         if lm_head is None:
             raise ValueError("the sparse head needs a backbone with an LM head (a decoder LLM or a masked LM)")
-        split_lm_head(lm_head)  # fail early on an LM head of another shape
         self.lm_head = lm_head  # the backbone's own module (tied weights stay tied)
+        self.parts = split_lm_head(lm_head)  # a plain tuple: the same modules, not registered twice
         self.hidden_size, self.vocab_size = hidden_size, vocab_size
         self.scale = hidden_size ** -0.25 if scale_logits else 1.0
         self.chunk, self.top_k, self.lexical = chunk, {"query": query_top_k, "doc": doc_top_k}, lexical
@@ -89,32 +89,31 @@ class SparseHead(Head):
         return best[:, : self.vocab_size]
 
     def _lexical_logits(self, hidden, mask, ids):
-        """(B, V) max over pooled positions of the logits of the text's own pooled tokens; -inf
-        elsewhere. Only (B, L, L) logits are computed: the projection's rows for ``ids``."""
-        transform, proj = split_lm_head(self.lm_head)
+        """(B, L) max over pooled positions of the logit of each input token; -inf for tokens not
+        pooled. Only (B, L, L) logits are computed: the projection's rows for ``ids``."""
+        transform, proj = self.parts
         rows = proj.weight[ids]  # (B, L, H): one vocabulary row per input token
         logits = transform(hidden) @ rows.transpose(1, 2)  # (B, L positions, L tokens)
         if proj.bias is not None:
             logits = logits + proj.bias[ids].unsqueeze(1)  # (B, 1, L tokens)
-        logits = logits * self.scale
         off = mask == 0  # (B, L)
-        per_token = logits.masked_fill(off.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, L tokens)
-        per_token = per_token.masked_fill(off, float("-inf"))  # only the text's pooled tokens
-        out = per_token.new_full((ids.shape[0], self.vocab_size), float("-inf"))
-        return out.scatter_reduce(1, ids, per_token, reduce="amax")  # (B, V)
+        per_token = (logits * self.scale).masked_fill(off.unsqueeze(-1), float("-inf")).amax(dim=1)
+        return per_token.masked_fill(off, float("-inf"))  # (B, L tokens): only the pooled ones
 
     def pool(self, hidden, mask, ids=None):
+        folded = self.folded_names is not None
         if self.lexical:
             if ids is None:
                 raise ValueError("lexical needs the input ids")
-            best = self._lexical_logits(hidden, mask, ids)
+            w = torch.log1p(torch.relu(self._lexical_logits(hidden, mask, ids)))  # (B, L), >= 0
+            terms = self.fold_index[ids] if folded else ids  # (B, L) output dimension per token
         else:
-            best = self._max_logits(hidden, mask)
-        w = torch.log1p(torch.relu(best))  # (B, V), >= 0
-        if self.folded_names is None:
-            return w
-        index = self.fold_index.unsqueeze(0).expand(w.shape[0], -1)  # (B, V)
-        return w.new_zeros(w.shape[0], self.dim).scatter_reduce(1, index, w, reduce="amax")  # (B, F)
+            w = torch.log1p(torch.relu(self._max_logits(hidden, mask)))  # (B, V), >= 0
+            if not folded:
+                return w
+            terms = self.fold_index.unsqueeze(0).expand(w.shape[0], -1)  # (B, V)
+        # the max over the tokens (or ids) of each term; log1p(relu) is monotone, so it commutes
+        return w.new_zeros(w.shape[0], self.dim).scatter_reduce(1, terms, w, reduce="amax")  # (B, dim)
 
     def postprocess(self, reps, role):
         k = self.top_k.get(role)
@@ -127,8 +126,7 @@ class SparseHead(Head):
         """Forward FLOPs per token of the LM head: a masked LM's transform (hidden x hidden), then
         the projection onto the whole vocabulary, or in ``lexical`` mode onto the ``seq_len``
         tokens of the text."""
-        transform = 0.0 if isinstance(split_lm_head(self.lm_head)[0], nn.Identity) else \
-            2.0 * self.hidden_size * self.hidden_size
+        transform = 0.0 if isinstance(self.parts[0], nn.Identity) else 2.0 * self.hidden_size ** 2
         return transform + 2.0 * self.hidden_size * (seq_len if self.lexical else self.vocab_size)
 
     def batch_stats(self, q, d):
