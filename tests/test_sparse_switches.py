@@ -162,7 +162,7 @@ def test_export_reports_corpus_spread(tmp_path):
     docs[:, 3] = 0.5  # common to all
     docs = docs.tocsr()
     head = SimpleNamespace(term_names=lambda: [f"t{i}" for i in range(25)])
-    exp = ImpactExport(EvalConfig(rounding="round"), None, head)
+    exp = ImpactExport(EvalConfig(rounding="round"), head)
     stats = exp.build(lambda: iter([docs[:17], docs[17:]]), [f"d{i}" for i in range(40)], tmp_path / "idx")
     q = quantise_csr(docs, 100, "round").toarray().astype(np.float64)
     got = spread(torch.tensor(q))

@@ -139,13 +139,18 @@ class SparseHead(Head):
 
 
 def spread(d: torch.Tensor) -> dict[str, torch.Tensor]:
-    """How alike (N, V) non-negative document vectors are: ``d_cosine``, the mean cosine between
-    distinct documents, and ``common_share``, the share of all weight on terms present (> 0) in
-    at least half of the documents."""
-    n = d.shape[0]
+    """How alike (N, V) non-negative document vectors are (see ``spread_from_sums``)."""
     unit = torch.nn.functional.normalize(d.float(), dim=1)
-    total = unit.sum(0)  # (V,)
-    cosine = (total @ total - (unit * unit).sum()) / max(1, n * (n - 1))  # off-diagonal mean
-    common = (d > 0).float().mean(0) >= 0.5  # (V,)
-    share = d[:, common].sum() / d.sum().clamp_min(1e-12)
+    return spread_from_sums(unit.sum(0), (unit * unit).sum(), (d > 0).sum(0), d.float().sum(0), d.shape[0])
+
+
+def spread_from_sums(unit_sum, unit_sq, df, mass, n: int) -> dict:
+    """``d_cosine``, the mean cosine between distinct documents, and ``common_share``, the share of
+    all weight on terms present in at least half of them, from sums a corpus can be streamed
+    into block by block (torch tensors or numpy arrays alike): ``unit_sum`` (V,) the sum of the
+    L2-normalised rows, ``unit_sq`` their summed squared norms (n, less empty rows), ``df`` (V,)
+    documents per term, ``mass`` (V,) weight per term, ``n`` documents."""
+    cosine = (unit_sum @ unit_sum - unit_sq) / max(1, n * (n - 1))  # off-diagonal mean
+    total = mass.sum()
+    share = mass[df >= 0.5 * n].sum() / total if total > 0 else total * 0
     return {"d_cosine": cosine, "common_share": share}

@@ -39,7 +39,7 @@ def latency_stats(lat: list[float], seconds: float, n: int) -> dict[str, float]:
 class FaissExport:
     rows = ROWS["dense"]
 
-    def __init__(self, eval_cfg, tokenizer=None, head=None):
+    def __init__(self, eval_cfg, head=None):
         self.cfg = eval_cfg
 
     def build(self, blocks, docids: list[str], out_dir: Path) -> dict:
@@ -65,35 +65,33 @@ class FaissExport:
 class ImpactExport:
     rows = ROWS["sparse"]
 
-    def __init__(self, eval_cfg, tokenizer, head):
-        from scaling.index import impact
+    def __init__(self, eval_cfg, head):
         self.cfg = eval_cfg
         self.names = head.term_names()
 
     def build(self, blocks, docids: list[str], out_dir: Path) -> dict:
         """``blocks()``: an iterator over the corpus's (n_i, V) CSR blocks, in docid order; each is
         quantised and streamed into the indexer's staging file, so no corpus-wide copy is held."""
+        from scaling.heads.sparse import spread_from_sums
         from scaling.index import impact
-        self.d_df, nnz = np.zeros(len(self.names), np.int64), 0
-        unit_sum, n = np.zeros(len(self.names)), max(1, len(docids))
+        V, n = len(self.names), len(docids)
+        self.d_df, mass, unit_sum, unit_sq = np.zeros(V, np.int64), np.zeros(V), np.zeros(V), 0.0
 
         def vectors():
-            nonlocal nnz, unit_sum
+            nonlocal unit_sq
             for block in blocks():
                 q = impact.quantise_csr(block, self.cfg.quantization, self.cfg.rounding)
-                self.d_df += np.bincount(q.indices, minlength=len(self.names))
-                nnz += q.nnz
-                unit_sum += np.asarray(unit_rows(q).sum(axis=0)).ravel()
+                self.d_df += np.bincount(q.indices, minlength=V)
+                mass[:] += np.bincount(q.indices, weights=q.data, minlength=V)
+                unit = unit_rows(q)
+                unit_sum[:] += np.asarray(unit.sum(axis=0)).ravel()
+                unit_sq += unit.multiply(unit).sum()
                 yield from impact.to_vectors(q, self.names)
         stats = impact.build_index(docids, vectors(), out_dir)
-        self.out_dir, self.n_docs = Path(out_dir), len(docids)
-        common = self.d_df >= 0.5 * n  # terms in at least half of the documents
-        mass = [(q.sum(), q[:, common].sum()) for q in (impact.quantise_csr(b, self.cfg.quantization,
-                                                                             self.cfg.rounding) for b in blocks())]
-        total = sum(m[0] for m in mass)
-        return {"index_MB": stats["bytes"] / 1e6, "build_s": stats["seconds"], "d_nonzero": nnz / n,
-                "d_cosine": float((unit_sum @ unit_sum - n) / max(1, n * (n - 1))),
-                "common_share": float(sum(m[1] for m in mass) / total) if total else 0.0}
+        self.out_dir, self.n_docs = Path(out_dir), n
+        spread = spread_from_sums(unit_sum, unit_sq, self.d_df, mass, n)
+        return {"index_MB": stats["bytes"] / 1e6, "build_s": stats["seconds"],
+                "d_nonzero": int(self.d_df.sum()) / max(1, n), **{k: float(v) for k, v in spread.items()}}
 
     def search(self, queries: sp.csr_matrix, qids: list[str], k: int):
         from scaling.index import impact
@@ -112,7 +110,7 @@ def unit_rows(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ m.astype(np.float64)
 
 
-def build_exporter(kind: str, eval_cfg, tokenizer, head):
+def build_exporter(kind: str, eval_cfg, head):
     if kind not in EXPORTERS:
         raise KeyError(f"no index exporter for head kind {kind!r}; known: {', '.join(EXPORTERS)}")
-    return EXPORTERS[kind](eval_cfg, tokenizer, head)
+    return EXPORTERS[kind](eval_cfg, head)
