@@ -52,9 +52,9 @@ def save(out: Path, module, cfg: RunConfig) -> Path:
     return Path(out)
 
 
-ADDED_HEAD_KEYS = {"skip_prefix": False, "lexical": False, "fold": False}
-"""Head keys added after checkpoints were already written, and the value those were trained with
-(the keys' defaults differ: a missing key must not read as today's default)."""
+ADDED_SPARSE_KEYS = {"skip_prefix": False, "lexical": False, "fold": False}
+"""Sparse-head keys added after checkpoints were already written, with the value those were
+trained with (the keys now default to True: a missing key must not read as today's default)."""
 
 
 def read_config(ckpt_dir: Path) -> RunConfig:
@@ -65,8 +65,8 @@ def read_config(ckpt_dir: Path) -> RunConfig:
                                 "(expected run_config.json and weights.safetensors)")
     data = json.loads(path.read_text())
     head = data.get("paradigm", {}).get("head") or {}
-    for key, value in ADDED_HEAD_KEYS.items():
-        if key == "skip_prefix" or head.get("name") == "sparse":
+    if head.get("name") == "sparse":
+        for key, value in ADDED_SPARSE_KEYS.items():
             head.setdefault(key, value)
     return parse(data)
 

@@ -59,19 +59,12 @@ def mntp_loss(hidden: torch.Tensor, lm_head: torch.nn.Module, labels: torch.Tens
     return torch.nn.functional.cross_entropy(logits.float(), target[keep])
 
 
-def record(model_cfg, dataset_name: str, n_texts: int) -> dict:
-    """What the adapted weights depend on."""
-    return {"model": dataclasses.asdict(model_cfg), "dataset": dataset_name, "texts": n_texts}
-
-
 def adapted_dir(cfg) -> Path:
-    """Where the adapted weights of ``cfg`` live (a key of ``record``)."""
-    from scaling.data import corpora
+    """Where the adapted weights of ``cfg`` live: under the dataset's prepared folder, keyed by
+    the model settings (``model.mntp`` included) they were adapted with."""
     from scaling.prepare import paths
-    dataset = corpora.load(cfg.data, cfg.cache_dir)
-    key = hashlib.sha1(json.dumps(record(cfg.model, dataset.name, len(dataset.corpus)),
-                                  sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return paths(cfg).root / "mntp" / key
+    key = hashlib.sha1(json.dumps(dataclasses.asdict(cfg.model), sort_keys=True, default=str).encode())
+    return paths(cfg).root / "mntp" / key.hexdigest()[:12]
 
 
 def adapted_model(cfg, log=print):

@@ -23,7 +23,8 @@ class Tokenize:
         # Trailing special tokens (BERT's SEP) close the text, so they are not part of the lead.
         lead = tokenizer(prefix.rstrip(), add_special_tokens=True)["input_ids"]
         special = set(getattr(tokenizer, "all_special_ids", []))
-        while lead and lead[-1] in special and len(lead) > (lead[0] in special):
+        start = int(bool(lead) and lead[0] in special)  # a start token (BOS, CLS) stays
+        while len(lead) > start and lead[-1] in special:
             lead = lead[:-1]
         self.lead = lead
 

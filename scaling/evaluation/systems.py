@@ -69,14 +69,6 @@ def minilm_config(cfg: RunConfig) -> RunConfig:
         eval=dataclasses.replace(cfg.eval, index="flat"))
 
 
-def minilm(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
-    """all-MiniLM-L6-v2 zero-shot through the same backbone, head and export code as a trained model."""
-    from scaling.checkpoint import inference_model
-    mcfg = minilm_config(cfg)
-    module, tokenizer = inference_model(mcfg)
-    return evaluate_encoder(module, tokenizer, mcfg, dataset, splits)
-
-
 def splade_config(cfg: RunConfig) -> RunConfig:
     """``cfg`` with the packaged SPLADE-tiny as a frozen sparse encoder, read as its authors do:
     max over every position (CLS and SEP included) of log(1 + relu(MLM logits)), no prefixes, no
@@ -89,13 +81,20 @@ def splade_config(cfg: RunConfig) -> RunConfig:
             doc_top_k=None)))
 
 
-def splade(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
-    """SPLADE-tiny zero-shot through the same backbone, head and Lucene impact export as a trained
-    sparse model."""
-    from scaling.checkpoint import inference_model
-    scfg = splade_config(cfg)
-    module, tokenizer = inference_model(scfg)
-    return evaluate_encoder(module, tokenizer, scfg, dataset, splits)
+def encoder_reference(label: str, config: Callable[[RunConfig], RunConfig]) -> System:
+    """A packaged model zero-shot (``config`` turns a run's configuration into the model's) through
+    the same backbone, head and index export as a trained model; keyed by that configuration."""
+    def compute(cfg, dataset, data_dir, splits, model=None):
+        from scaling.checkpoint import inference_model
+        rcfg = config(cfg)
+        module, tokenizer = inference_model(rcfg)
+        return evaluate_encoder(module, tokenizer, rcfg, dataset, splits)
+
+    def key(cfg, data_dir, splits):
+        rcfg = config(cfg)
+        return {**_data_key(rcfg, data_dir, splits), "model": dataclasses.asdict(rcfg.model),
+                "head": dataclasses.asdict(rcfg.paradigm.head)}
+    return System(label, compute, key)
 
 
 def untrained(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
@@ -121,9 +120,8 @@ def trained(cfg: RunConfig, dataset, splits, model, run_dir: Path, shard=None) -
 
 SYSTEMS: dict[str, System] = {
     "bm25": System("BM25", bm25, lambda c, d, s: {**_data_key(c, d, s), "bm25": dataclasses.asdict(c.data.bm25)}),
-    "minilm": System("MiniLM (zero-shot)", minilm, _data_key),
-    "splade": System("SPLADE-tiny (zero-shot)", splade, lambda c, d, s: {
-        **_data_key(c, d, s), "head": dataclasses.asdict(splade_config(c).paradigm.head)}),
+    "minilm": encoder_reference("MiniLM (zero-shot)", minilm_config),
+    "splade": encoder_reference("SPLADE-tiny (zero-shot)", splade_config),
     "untrained": System("untrained (step 0)", untrained, _untrained_key),
 }
 """The cached systems; the run's own encoder is ``trained`` (its column label names its steps)."""
