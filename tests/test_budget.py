@@ -1,10 +1,15 @@
 """Budget arithmetic: parameter counts match real models, steps = floor(budget / per step)."""
 
+import dataclasses
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 
 from scaling import budget, sizes
+from tests.conftest import ROOT
 
 
 def test_layer_and_lora_params_match_a_real_model():
@@ -32,7 +37,7 @@ def test_plan_steps_and_flops():
     per_d = budget.train_flops_per_token(arch, 128, 16, ["q_proj"])
     per_step = 8 * 32 * per_q + 8 * 2 * 128 * per_d
     p = budget.plan(arch, 32, 128, 2, 8, 16, ["q_proj"], budget_flops=10.5 * per_step)
-    assert p.steps == 10 and p.flops_per_step == pytest.approx(per_step)
+    assert p.max_steps == 10 and p.flops_per_step == pytest.approx(per_step)
     assert p.tokens_per_step == 8 * 32 + 16 * 128
     fixed = budget.plan(arch, 32, 128, 2, 8, 16, ["q_proj"], steps=7)
     assert fixed.total_flops == pytest.approx(7 * per_step)
@@ -48,3 +53,107 @@ def test_full_finetune_costs_six_n_and_lora_four_n():
     lora = budget.train_flops_per_token(arch, 64, 16, ["q_proj", "v_proj"])
     assert lora == pytest.approx(4 * n + attn + 6 * budget.lora_params(arch, 16, ["q_proj", "v_proj"]))
     assert math.isclose(budget.forward_flops_per_token(arch, 64), 2 * n + attn / 3)
+
+
+def test_flop_formula_on_a_hand_computed_architecture():
+    """hidden 8, 2 layers, 2 heads of 4, 1 kv head, MLP 16: q 8x8 + o 8x8 + k 8x4 + v 8x4 = 192,
+    gated MLP 3 x 8 x 16 = 384, so 576 weights a layer, 1152 in all."""
+    arch = sizes.Arch(hidden=8, layers=2, heads=2, kv_heads=1, intermediate=16, vocab=100)
+    assert budget.layer_params(arch) == 576
+    # forward at length 10: 2 x 1152 weights + 4 x 2 layers x 2 heads x 4 dims x 10 positions
+    assert budget.forward_flops_per_token(arch, 10) == 2304 + 640
+    assert budget.train_flops_per_token(arch, 10, None) == 6 * 1152 + 3 * 640
+    # LoRA r 2 on q (8 -> 8) and v (8 -> 4): 2 x (16 + 12) x 2 layers = 112 adapter weights
+    assert budget.lora_params(arch, 2, ["q_proj", "v_proj"]) == 112
+    assert budget.train_flops_per_token(arch, 10, 2, ["q_proj", "v_proj"]) == 4 * 1152 + 6 * 112 + 3 * 640
+    # a head projecting onto the 100-word vocabulary: 2 x 8 x 100 more forward, 2x that trained under LoRA
+    assert budget.train_flops_per_token(arch, 10, 2, ["q_proj"], head_extra=1600) == \
+        budget.train_flops_per_token(arch, 10, 2, ["q_proj"]) + 2 * 1600
+    p = budget.plan(arch, 4, 10, 3, 2, None, steps=5)
+    assert p.tokens_per_step == 2 * 4 + 2 * 3 * 10
+    assert p.flops_per_step == 8 * budget.train_flops_per_token(arch, 4, None) + 60 * budget.train_flops_per_token(arch, 10, None)
+    assert p.flops_per_token_forward == pytest.approx(
+        (8 * budget.forward_flops_per_token(arch, 4) + 60 * budget.forward_flops_per_token(arch, 10)) / 68)
+
+
+def test_batch_resolution():
+    assert budget.resolve_batch(32, 1, None, 2).global_batch == 64  # per-device batch fixed
+    b = budget.resolve_batch(8, 1, 64, 2)  # global fixed: 32 per device, 4 forwards of 8
+    assert (b.micro, b.accumulate, b.world, b.global_batch) == (8, 4, 2, 64)
+    assert budget.resolve_batch(32, 1, 16, 4) == budget.Batch(4, 1, 4)
+    with pytest.raises(ValueError, match="does not divide over 3 devices"):
+        budget.resolve_batch(8, 1, 64, 3)
+    with pytest.raises(ValueError, match="micro-batches of trainer.batch_size=12"):
+        budget.resolve_batch(12, 1, 32, 1)
+    with pytest.raises(ValueError, match="derived"):
+        budget.resolve_batch(8, 2, 32, 1)
+
+
+def _plan(overrides, world=1):
+    from scaling.budget import plan_run
+    from scaling.config import parse
+    from scaling.experiment import make_plan
+    from tests.conftest import compose
+    cfg = parse(compose(overrides))
+    if world == 1:
+        return make_plan(cfg)
+    from scaling.backbone import describe, read_hf_config
+    from scaling.heads import head_flops
+    arch, counts = describe(read_hf_config(cfg.model, cfg.cache_dir))
+    return plan_run(cfg, arch, counts, head_flops(cfg.paradigm.head, arch.hidden, arch.vocab), world)
+
+
+def test_world_size_lora_and_heads_in_the_plan():
+    """Two devices with a fixed per-device batch take twice the global batch: half the steps for
+    the same budget; a fixed global batch keeps the steps. LoRA is cheaper than full training, a
+    full-vocabulary sparse head dearer than dense pooling."""
+    base = ["size=tiny", "budget.flops=1e12"]
+    one, two = _plan(base), _plan(base, world=2)
+    assert two.world_size == 2 and two.global_batch == 2 * one.global_batch
+    assert two.flops_per_step == pytest.approx(2 * one.flops_per_step)
+    assert two.max_steps == one.max_steps // 2
+    fixed = _plan(base + ["trainer.global_batch=32", "trainer.batch_size=8"], world=2)
+    assert (fixed.max_steps, fixed.global_batch, fixed.micro_batch, fixed.accumulate) == (one.max_steps, 32, 8, 2)
+    full = _plan(base + ["model.lora.enabled=false"])
+    assert full.flops_per_step > one.flops_per_step and full.params_trainable == full.params_total
+    assert one.params_trainable == budget.lora_params(sizes.arch_for("tiny"), 4, one_targets())
+    sparse = _plan(base + ["paradigm=sparse", "paradigm.head.lexical=false"])
+    assert sparse.flops_per_step > one.flops_per_step and sparse.max_steps < one.max_steps
+    lexical = _plan(base + ["paradigm=sparse"])
+    assert one.flops_per_step < lexical.flops_per_step < sparse.flops_per_step
+
+
+def one_targets():
+    from scaling.config import ModelConfig
+    return ModelConfig().lora.targets
+
+
+def test_meta_counts_match_the_loaded_model():
+    """describe() instantiates the body on the meta device; its counts are the real model's."""
+    from scaling.backbone import describe, load_backbone, read_hf_config
+    from scaling.config import ModelConfig
+    cfg = ModelConfig(name="tiny", lora=dataclasses.replace(ModelConfig().lora, enabled=False), num_layers=1)
+    bb = load_backbone(cfg)
+    arch, counts = describe(read_hf_config(cfg))
+    assert arch.layers == 1 and arch == describe(bb.hf_config)[0]
+    real = sum(p.numel() for p in bb.body.parameters())
+    embedding = bb.body.model.embed_tokens.weight.numel()
+    assert (counts.total, counts.embedding) == (real, embedding)
+    assert counts.nonembedding == pytest.approx(budget.layer_params(arch), rel=0.01)  # + norms
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "recipes" / "run.py"), "paradigm=sparse", "loss=cl+kd",
+                          "size=8b", "dry_run=true", f"cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'r'}"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    plan = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("params_total", "params_nonembedding", "params_trainable", "world_size", "global_batch",
+                "tokens_per_step", "flops_per_token_forward", "flops_per_step", "budget_flops", "max_steps"):
+        assert key in plan, key
+    assert plan["params_total"] == pytest.approx(7.50e9, rel=0.01)  # Llama-3.1-8B without its LM head
+    assert plan["params_nonembedding"] == pytest.approx(6.98e9, rel=0.01)
+    # the CPU default budget buys an 8B model no step: said, not an error
+    assert plan["budget_flops"] == 1e13 and plan["max_steps"] == 0 and "buys no step" in out.stdout
+    assert plan["flops_per_step"] > 1e13 and plan["world_size"] == 1
+    assert list(tmp_path.iterdir()) == []  # no run folder, no cache

@@ -12,7 +12,7 @@ from hydra.errors import ConfigCompositionException
 from conftest import CONF, ROOT, compose
 from scaling.config import LOSSES, PARADIGMS, ConfigError, EvaluateConfig, PrepareConfig, RunConfig, parse
 
-YAML_GROUPS = ["size", "data", "budget", "trainer", "logger", "eval", "teacher"]
+YAML_GROUPS = ["size", "data", "budget", "trainer", "logger", "eval", "teacher", "experiment"]
 NODE_GROUPS = {"paradigm": PARADIGMS, "loss": LOSSES}
 REQUIRED = {("data", "beir"): ["data.path=/some/dir"], ("data", "msmarco"): ["data.path=/some/dir"],
             ("teacher", "hf"): ["teacher.model=/some/ce"]}
@@ -30,7 +30,11 @@ ALL = [(g, o) for g in YAML_GROUPS + list(NODE_GROUPS) for o in _options(g)]
 @pytest.mark.parametrize("group,option", ALL)
 def test_every_option_composes_and_validates(group, option):
     cfg = parse(compose([f"{group}={option}"] + REQUIRED.get((group, option), [])))
-    name = getattr(cfg, "model" if group == "size" else group).name
+    name = getattr(cfg, {"size": "model", "experiment": "grid"}.get(group, group)).name
+    if option.startswith("smollm2-l"):  # the CPU ladder: SmolLM2 cut by depth
+        rung = int(option.removeprefix("smollm2-l"))
+        assert name == "smollm2-135m" and cfg.model.num_layers == (None if rung == 30 else rung)
+        return
     assert name == option or (group, option) == ("teacher", "hf")
 
 
@@ -53,7 +57,7 @@ def _default_at(path):
 def test_yaml_options_only_override_the_dataclass_defaults(group, option):
     """A YAML option restating a default would be a second source of it: every value it sets differs."""
     text = (CONF / group / f"{option}.yaml").read_text()
-    section = "model" if group == "size" else group
+    section = {"size": ["model"], "experiment": []}.get(group, [group])  # experiments are global
 
     def leaves(d, path):
         for k, v in d.items():
@@ -61,7 +65,7 @@ def test_yaml_options_only_override_the_dataclass_defaults(group, option):
                 yield from leaves(v, path + [k])
             else:
                 yield path + [k], v
-    same = [".".join(p) for p, v in leaves(yaml.safe_load(text), [section])
+    same = [".".join(p) for p, v in leaves(yaml.safe_load(text), section)
             if p[-1] != "name" and _default_at(p) == v]
     assert not same, f"{group}/{option}.yaml restates defaults: {same}"
 

@@ -54,3 +54,15 @@ def test_malformed_teacher_files_name_file_and_line(tmp_path, text, line, field)
     with pytest.raises(FormatError) as e:
         read_scores(path)
     assert f"t.tsv:{line}:" in str(e.value) and field in str(e.value)
+
+
+def test_data_fraction_draws_nested_subsets_independent_of_the_seed(small_beir):
+    data = formats.load_beir(small_beir)
+    full = TrainGroups(data, "train", 1, seed=0)
+    quarter = TrainGroups(data, "train", 1, seed=0, fraction=0.25)
+    half = TrainGroups(data, "train", 1, seed=5, fraction=0.5)
+    ids = lambda groups: [item[0] for item in groups.items]  # noqa: E731
+    assert len(ids(quarter)) == 15 and len(ids(half)) == 30 and len(ids(full)) == 60
+    assert set(ids(quarter)) < set(ids(half)) < set(ids(full))  # smaller shares are subsets
+    assert ids(half) == [q for q in ids(full) if q in set(ids(half))]  # original order kept
+    assert ids(TrainGroups(data, "train", 1, seed=9, fraction=0.25)) == ids(quarter)

@@ -19,13 +19,23 @@ SPARSE_KEYS = {"q_nonzero", "d_nonzero", "FLOPS", "d_cosine", "common_share"}
 
 
 def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_path):
-    cfg = parse(compose(tiny_overrides + [f"run_dir={tmp_path / 'run'}"]))
+    cfg = parse(compose(tiny_overrides + [f"run_dir={tmp_path / 'run'}", "eval.every_n_steps=2",
+                                          "eval.curve_split=test"]))
     result = run(cfg)
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
     assert set(on_disk) >= {"config", "metrics", "baseline_metrics", "checkpoint", "budget"}
     assert set(on_disk["metrics"]) == {"small/test"} == set(on_disk["baseline_metrics"])
     assert set(on_disk["metrics"]["small/test"]) >= KEYS | {"index_MB", "build_s", "p50_ms", "p95_ms", "QPS"}
-    assert on_disk["budget"]["steps"] == 3
+    plan, realised = on_disk["budget"]["plan"], on_disk["budget"]["realised"]
+    assert plan["max_steps"] == 3 == realised["steps"] and plan["global_batch"] == 4
+    assert realised["flops"] == pytest.approx(3 * plan["flops_per_step"]) and realised["within_budget"]
+    # the ledger counted real tokens: some padding, never more than the plan's maximum lengths
+    assert 0 < realised["tokens"] <= realised["tokens_planned"] == 3 * plan["tokens_per_step"]
+    # the learning curve: the test split at step 2, with the FLOPs charged by then
+    (point,) = on_disk["curve"]
+    assert point["step"] == 2 and point["flops"] == pytest.approx(2 * plan["flops_per_step"])
+    assert set(point["metrics"]["small/test"]) >= KEYS
+    assert not (tmp_path / "run" / "running.json").exists()
     logged = (tmp_path / "run" / "runs" / "small_test.trec").read_text().splitlines()
     assert len({line.split()[0] for line in logged}) == 30
 

@@ -6,7 +6,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from scaling.heads import head_flops
 from scaling.heads.sparse import SparseHead, spread
+from scaling.parts import DenseHeadConfig, SparseHeadConfig
 
 
 def _naive(lm_head, hidden, pooled, scale=1.0, ids=None):
@@ -82,7 +84,10 @@ def test_lexical_equals_naive_and_keeps_only_input_tokens(masked_lm):
     for b in range(3):
         own = {int(ids[b, t]) for t in range(6) if content[b, t]}
         assert set(out[b].nonzero().flatten().tolist()) <= own
-    assert head.extra_flops_per_token(6) == 2 * 8 * 6 + (2 * 8 * 8 if masked_lm else 0)
+    planned = head_flops(SparseHeadConfig(lexical=True), 8, 40, transform=masked_lm)
+    assert planned(6) == 2 * 8 * 6 + (2 * 8 * 8 if masked_lm else 0)  # the text's own rows only
+    assert head_flops(SparseHeadConfig(lexical=False), 8, 40)(6) == 2 * 8 * 40  # the whole vocabulary
+    assert head_flops(DenseHeadConfig(), 8, 40)(6) == 0
 
 
 def test_lexical_gradients_match_naive():

@@ -12,6 +12,7 @@ Sampling is seeded by (seed, epoch, index), so a resumed run sees the same group
 
 from __future__ import annotations
 
+import math
 import random
 
 import lightning as L
@@ -24,16 +25,27 @@ from scaling.data.formats import FormatError, read_scores
 from scaling.data.resume import EpochSampler
 
 
+def subset(items: list, fraction: float) -> list:
+    """The first ceil(fraction x n) items of one fixed (seed-independent) shuffle, in their
+    original order: each fraction's queries include every smaller fraction's."""
+    order = list(range(len(items)))
+    random.Random("data.fraction").shuffle(order)
+    keep = sorted(order[:max(1, math.ceil(fraction * len(items)))])
+    return [items[i] for i in keep]
+
+
 class TrainGroups(Dataset):
     def __init__(self, data: IRDataset, split: str, n_negatives: int, seed: int = 0,
                  max_queries: int | None = None, teacher: dict | None = None,
                  missing: str = "error", source: str | None = None,
-                 pools: dict[str, list[str]] | None = None):
+                 pools: dict[str, list[str]] | None = None, fraction: float = 1.0):
         qrels = data.qrels[split]
         items = [(qid, sorted(d for d, rel in docs.items() if rel > 0)) for qid, docs in qrels.items()]
         items = [(q, pos) for q, pos in items if pos]
         if max_queries is not None:
             items = items[:max_queries]
+        if fraction < 1:
+            items = subset(items, fraction)
         self.teacher, self.dropped = teacher, 0
         if teacher is not None:  # the scored candidates are the pool; positives must be scored too
             pools = {q: list(docs) for q, docs in teacher.items()}
@@ -100,18 +112,20 @@ class Collate:
 
 class GroupDataModule(L.LightningDataModule):
     def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, batch_size: int,
-                 seed: int = 0, num_workers: int = 0, teacher_scores=None, pools=None):
-        """``teacher_scores``: a score TSV (distillation); ``pools``: {qid: hard negatives}."""
+                 seed: int = 0, num_workers: int = 0, teacher_scores=None, pools=None, accumulate: int = 1):
+        """``batch_size``: queries per device per forward; ``accumulate``: forwards per optimiser step
+        (an epoch holds whole steps). ``teacher_scores``: a score TSV (distillation); ``pools``:
+        {qid: hard negatives}."""
         super().__init__()
         teacher = read_scores(teacher_scores) if teacher_scores else None
         source = str(teacher_scores) if teacher_scores else "bm25 groups"
         self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed,
                                      data_cfg.max_train_queries, teacher, data_cfg.missing_teacher,
-                                     source, pools)
+                                     source, pools, data_cfg.fraction)
         q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len)
         self.collate = Collate(data, q_tok, d_tok)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
-        self.sampler = EpochSampler(len(self.train_set), batch_size, seed)
+        self.sampler = EpochSampler(len(self.train_set), batch_size, seed, accumulate=accumulate)
 
     def train_dataloader(self):
         """Whole batches in a (seed, epoch) order; resumable mid-epoch with ``DataPosition``."""

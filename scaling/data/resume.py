@@ -31,17 +31,20 @@ warnings.filterwarnings("ignore", message=r".*dataloader is not resumable.*")
 class EpochSampler(Sampler):
     """Indices of epoch e in a (seed, e)-seeded order, whole batches only, from batch ``skip`` on."""
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0, dataset=None):
+    def __init__(self, n: int, batch_size: int, seed: int = 0, dataset=None, accumulate: int = 1):
         """``dataset.epoch`` (when given) is set at each epoch start: per-epoch negative draws
-        (with num_workers=0; with workers the LightningModule sets it before they start)."""
+        (with num_workers=0; with workers the LightningModule sets it before they start). An
+        epoch holds whole optimiser steps (``accumulate`` batches each), so no step is short."""
         self.n, self.batch_size, self.seed, self.dataset = n, batch_size, seed, dataset
+        self.accumulate = accumulate
         self.epoch, self.skip = 0, 0
 
     def resume(self, epoch: int, batches: int) -> None:
         self.epoch, self.skip = epoch, batches
 
     def _per_rank(self) -> int:
-        return self.n // (self.batch_size * _rank_world()[1]) * self.batch_size
+        step = self.batch_size * self.accumulate
+        return self.n // (step * _rank_world()[1]) * step
 
     def __len__(self):
         return self._per_rank()

@@ -3,12 +3,13 @@
 Each head is registered under the name of its typed config (``scaling.parts``), built from it by
 ``from_config``, and declares its ``kind`` ("dense" | "sparse"), which picks the index exporter
 downstream; registration refuses a head without one, so a new sparse head cannot silently export
-to FAISS. ``extra_flops_per_token`` tells the budget what the head adds to the backbone's forward.
+to FAISS. ``planned_flops`` tells the budget what the head adds to the backbone's forward.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Callable
 
 import torch
 from torch import nn
@@ -77,10 +78,12 @@ class Head(nn.Module, ABC):
     def from_config(cls, cfg: HeadConfig, backbone) -> "Head":
         """The head from its typed config and the loaded backbone."""
 
-    def extra_flops_per_token(self, seq_len: int) -> float:
-        """Forward FLOPs per token the head adds beyond the backbone, for texts of ``seq_len``
-        tokens (0 for pooling)."""
-        return 0.0
+    @classmethod
+    def planned_flops(cls, cfg: HeadConfig, hidden: int, vocab: int, transform: bool) -> Callable[[int], float]:
+        """Forward FLOPs per token the head adds beyond the backbone, as a function of the text's
+        length, from its config and the backbone's numbers alone (``dry_run`` loads no model):
+        0 for pooling. ``transform``: the LM head has a hidden x hidden transform (masked LMs)."""
+        return lambda seq_len: 0.0
 
     def postprocess(self, reps: torch.Tensor, role: str) -> torch.Tensor:
         """Encode-time transform of (B, dim) representations; role is "query" or "doc"."""
@@ -89,6 +92,13 @@ class Head(nn.Module, ABC):
     def batch_stats(self, q: torch.Tensor, d: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-step statistics worth logging (e.g. sparsity); none by default."""
         return {}
+
+
+def head_flops(cfg: HeadConfig, hidden: int, vocab: int, transform: bool = False) -> Callable[[int], float]:
+    """The planned extra forward FLOPs per token of the head ``cfg`` names (see Head.planned_flops)."""
+    if cfg.name not in HEADS:
+        raise KeyError(f"unknown head {cfg.name!r}; known: {', '.join(HEADS)}")
+    return HEADS[cfg.name].planned_flops(cfg, hidden, vocab, transform)
 
 
 def build_head(cfg: HeadConfig, backbone) -> Head:

@@ -122,12 +122,12 @@ class SparseHead(Head):
         top = reps.topk(k, dim=1)  # keep k weights per row
         return torch.zeros_like(reps).scatter_(1, top.indices, top.values)
 
-    def extra_flops_per_token(self, seq_len: int) -> float:
-        """Forward FLOPs per token of the LM head: a masked LM's transform (hidden x hidden), then
-        the projection onto the whole vocabulary, or in ``lexical`` mode onto the ``seq_len``
-        tokens of the text."""
-        transform = 0.0 if isinstance(self.parts[0], nn.Identity) else 2.0 * self.hidden_size ** 2
-        return transform + 2.0 * self.hidden_size * (seq_len if self.lexical else self.vocab_size)
+    @classmethod
+    def planned_flops(cls, cfg, hidden, vocab, transform):
+        """The LM head per token: a masked LM's transform (hidden x hidden), then the projection
+        onto the whole vocabulary, or in ``lexical`` mode onto the ``seq_len`` tokens of the text."""
+        return lambda seq_len: (2.0 * hidden ** 2 if transform else 0.0) + 2.0 * hidden * (
+            seq_len if cfg.lexical else vocab)
 
     def batch_stats(self, q, d):
         """Mean non-zeros per query/document, the batch FLOPS (sum_v P(q_v>0) P(d_v>0)), the mean

@@ -1,0 +1,158 @@
+"""Grids of runs: index <-> grid point, the point's name and run folder, and the grid's progress.
+
+A grid is an experiment config (``recipes/conf/experiment/<name>.yaml``) whose ``grid.axes`` map
+a config group (paradigm, loss, size) or a dotted key (budget.flops) to its values. Point i is
+the i-th combination, the last axis varying fastest. Every launcher reaches a point the same way:
+
+- Hydra multirun, ``run.py -m experiment=X``: ``expand_argv`` adds one sweep override per axis;
+- a Slurm array task or a sweep agent, ``run.py experiment=X grid.index=I``: ``expand_argv`` adds
+  the overrides of point I;
+- any launch with explicit overrides (a W&B agent's ``paradigm=dense loss=cl ...``) is named
+  from the composed config (``point_of``).
+
+A point's run folder is ``<grid.root>/<grid.name>/<point name>``, named from the point, never the
+clock, so a relaunch finds its finished points (skipped) and its interrupted ones (resumed from
+their last checkpoint). ``<grid.root>/<grid.name>/grid.json`` lists every point for the report.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "recipes" / "conf"
+RUNNING = "running.json"
+"""Marker a run folder holds while a process trains or evaluates it (host, pid, start)."""
+
+
+def points(axes: dict[str, list]) -> list[dict[str, str]]:
+    """Every combination of the axes' values, the last axis varying fastest."""
+    keys = list(axes)
+    return [dict(zip(keys, map(str, combo))) for combo in itertools.product(*(axes[k] for k in keys))]
+
+
+def point(axes: dict[str, list], index: int) -> dict[str, str]:
+    from scaling.schema import ConfigError
+    every = points(axes)
+    if not 0 <= index < len(every):
+        raise ConfigError("grid.index", f"{index} is outside the grid's {len(every)} points (0..{len(every) - 1})")
+    return every[index]
+
+
+def name(pt: dict[str, str]) -> str:
+    """A folder name from a point's values in axis order: group choices as they are, dotted keys
+    as their last part and value (budget.flops=3e13 -> flops3e13)."""
+    parts = [v if "." not in k else f"{k.rsplit('.', 1)[-1]}{v}" for k, v in pt.items()]
+    return "-".join(p.replace("/", "_").replace(" ", "") for p in parts)
+
+
+def run_dir(root: str, grid_name: str, pt: dict[str, str]) -> Path:
+    return Path(root).expanduser() / grid_name / name(pt)
+
+
+def experiment_axes(experiment: str, conf_dir: Path = CONF_DIR) -> dict[str, list]:
+    """``grid.axes`` of ``recipes/conf/experiment/<experiment>.yaml``, read before Hydra composes."""
+    import yaml
+    path = conf_dir / "experiment" / f"{experiment}.yaml"
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    return dict((data.get("grid") or {}).get("axes") or {})
+
+
+def _value(arg: str, key: str) -> str | None:
+    return arg.split("=", 1)[1] if arg.split("=", 1)[0].lstrip("+~") == key else None
+
+
+def expand_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
+    """Add the grid's overrides to a command line naming ``experiment=X``: with ``grid.index=I``
+    point I's values, with ``-m`` one sweep per axis; axes the command line sets keep its value."""
+    experiment = next((v for a in argv if (v := _value(a, "experiment")) is not None), None)
+    if experiment is None:
+        return argv
+    axes = experiment_axes(experiment, conf_dir)
+    given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
+    free = {k: v for k, v in axes.items() if k not in given}
+    index = next((v for a in argv if (v := _value(a, "grid.index")) is not None), None)
+    if index is not None and index != "null":
+        chosen = point(axes, int(index))
+        return argv + [f"{k}={chosen[k]}" for k in free]
+    if "-m" in argv or "--multirun" in argv:
+        return argv + [f"{k}={','.join(map(str, v))}" for k, v in free.items()]
+    return argv
+
+
+def point_of(axes: dict[str, list], choices: dict[str, str], select) -> dict[str, str]:
+    """The point a composed config stands for: each axis' group choice, or its key's value
+    (``select(key)``), as text."""
+    out = {}
+    for key in axes:
+        value = choices.get(key) if key in choices else select(key)
+        out[key] = str(value)
+    return out
+
+
+def write_manifest(root: str, grid_name: str, axes: dict[str, list]) -> Path:
+    """``<root>/<name>/grid.json``: every point with its index and folder name (what the report
+    and a status check compare the run folders with). Rewritten only when it changes."""
+    from scaling.io import write_json_atomic
+    path = Path(root).expanduser() / grid_name / "grid.json"
+    data = {"experiment": grid_name, "axes": {k: list(map(str, v)) for k, v in axes.items()},
+            "points": [{"index": i, "name": name(p), "point": p} for i, p in enumerate(points(axes))]}
+    if not path.exists() or json.loads(path.read_text()) != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, data)
+    return path
+
+
+def _alive(marker: Path) -> bool:
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if info.get("host") != socket.gethostname():
+        return True  # another machine's process: trust the marker
+    try:
+        os.kill(int(info["pid"]), 0)
+    except (ProcessLookupError, ValueError, KeyError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status(root: str, grid_name: str, axes: dict[str, list]) -> dict[str, list[str]]:
+    """{"done", "running", "interrupted", "left"}: point names by the state of their folders
+    (result.json; a live running marker; a folder without either, resumable; no folder)."""
+    out = {"done": [], "running": [], "interrupted": [], "left": []}
+    for p in points(axes):
+        folder = run_dir(root, grid_name, p)
+        if (folder / "result.json").exists():
+            state = "done"
+        elif (folder / RUNNING).exists() and _alive(folder / RUNNING):
+            state = "running"
+        elif folder.exists():
+            state = "interrupted"
+        else:
+            state = "left"
+        out[state].append(name(p))
+    return out
+
+
+def describe_status(grid_name: str, state: dict[str, list[str]]) -> str:
+    n = sum(len(v) for v in state.values())
+    return (f"[grid] {grid_name}: {len(state['done'])} of {n} done, {len(state['running'])} running, "
+            f"{len(state['interrupted'])} interrupted (resumable), {len(state['left'])} left")
+
+
+def mark_running(folder: Path) -> Path:
+    """Write the running marker (removed by the caller when the run ends, however it ends)."""
+    from scaling.io import write_json_atomic
+    import time
+    marker = Path(folder) / RUNNING
+    write_json_atomic(marker, {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
+    return marker

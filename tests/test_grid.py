@@ -1,0 +1,68 @@
+"""Grids: index <-> point, folder names from the point, the command lines each launcher gets, and
+a relaunched grid skipping its finished point."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CONF, ROOT, compose
+from scaling import grid
+from scaling.config import ConfigError, parse
+
+AXES = {"paradigm": ["dense", "sparse"], "loss": ["cl", "kd", "cl+kd"], "budget.flops": ["1e13", "3e13"]}
+
+
+def test_index_and_point_are_inverse_and_names_are_unique():
+    every = grid.points(AXES)
+    assert len(every) == 12 and every[0] == {"paradigm": "dense", "loss": "cl", "budget.flops": "1e13"}
+    assert every[1]["budget.flops"] == "3e13"  # the last axis varies fastest
+    assert [grid.point(AXES, i) for i in range(12)] == every
+    assert len({grid.name(p) for p in every}) == 12
+    assert grid.name(every[5]) == "dense-cl+kd-flops3e13"
+    with pytest.raises(ConfigError, match="grid.index: 12 is outside the grid's 12 points"):
+        grid.point(AXES, 12)
+
+
+def test_command_lines_of_each_launcher(tmp_path):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "g.yaml").write_text(
+        "# @package _global_\ngrid:\n  name: g\n  axes:\n    paradigm: [dense, sparse]\n    loss: [cl, kd]\n")
+    base = ["run.py", "experiment=g"]
+    # a Slurm array task or a sweep agent: the overrides of point 3
+    assert grid.expand_argv(base + ["grid.index=3"], tmp_path)[-2:] == ["paradigm=sparse", "loss=kd"]
+    # Hydra multirun: one sweep per axis, except what the command line fixes
+    assert grid.expand_argv(base + ["-m", "loss=kd"], tmp_path)[-1] == "paradigm=dense,sparse"
+    assert grid.expand_argv(base + ["paradigm=dense"], tmp_path) == base + ["paradigm=dense"]
+    assert grid.expand_argv(["run.py", "-m", "loss=cl,kd"], tmp_path) == ["run.py", "-m", "loss=cl,kd"]
+
+
+def test_cpu_grid_composes_every_point():
+    axes = grid.experiment_axes("cpu_grid")
+    every = grid.points(axes)
+    assert len(every) >= 24 and len(axes["size"]) >= 4
+    for p in every:
+        cfg = parse(compose(["experiment=cpu_grid", *[f"{k}={v}" for k, v in p.items()]]))
+        assert cfg.grid.name == "cpu_grid" and cfg.paradigm.name == p["paradigm"] and cfg.loss.name == p["loss"]
+        assert cfg.trainer.global_batch == 8 and cfg.budget.flops == 2.6e13
+    assert (CONF / "size" / f"{axes['size'][-1]}.yaml").exists()
+
+
+def test_a_relaunched_grid_skips_its_finished_point(tiny_overrides, tmp_path):
+    cmd = [sys.executable, str(ROOT / "recipes" / "run.py"), *tiny_overrides, "grid.name=g",
+           f"grid.root={tmp_path / 'runs'}", "grid.axes={loss:[cl],paradigm:[dense]}", "eval.untrained=false"]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    folder = tmp_path / "runs" / "g" / "cl-dense"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["grid"] == {"experiment": "g", "name": "cl-dense", "point": {"loss": "cl", "paradigm": "dense"}}
+    assert "0 of 1 done" in first.stdout and not (folder / "running.json").exists()
+    manifest = json.loads((tmp_path / "runs" / "g" / "grid.json").read_text())
+    assert [p["name"] for p in manifest["points"]] == ["cl-dense"]
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "1 of 1 done" in again.stdout and "cl-dense is finished" in again.stdout
+    assert "[budget]" not in again.stdout  # no model was built
+    assert grid.status(str(tmp_path / "runs"), "g", {"loss": ["cl", "kd"], "paradigm": ["dense"]}) == \
+        {"done": ["cl-dense"], "running": [], "interrupted": [], "left": ["kd-dense"]}
