@@ -1,0 +1,217 @@
+"""Report on a folder of finished runs: result tables, scaling-law fits and figures.
+
+    python recipes/report.py runs/cpu_grid
+    python recipes/report.py runs/cpu_grid --measure RR@10 --form power_floor --out docs/cpu_grid
+
+Reads every ``result.json`` under RUNS_DIR (recursively), averages runs that differ only in their
+seed, and fits the error 1 - MEASURE of each paradigm/loss series (data fraction 1.0, on SPLIT)
+against non-embedding parameters and against training FLOPs (``scaling.analysis.fit``). A series
+with too few distinct points is reported as refused, with the reason; so is the FLOPs fit of a
+series whose points all ran under one FLOP budget (their FLOPs differ only by whole steps). With ``RUNS_DIR/grid.json``
+the report also lists the grid's points that have no result yet.
+
+Writes under --out (default RUNS_DIR/report), each file atomically (a temporary sibling, then a
+rename): ``report.md`` (progress, tables, fits, figure links), ``fits.json`` (every fit's
+parameters, 95% intervals, R^2, points, or its refusal), and the PNGs ``scaling_params.png``,
+``scaling_flops.png``, ``curves.png`` (learning curves) and ``fraction.png`` (data efficiency); a
+figure without data is skipped with a note. The tables and fits are printed too.
+
+A result.json that is not JSON or lacks a needed field is skipped with a warning naming the file
+and the field (also listed in report.md); ``--strict`` makes it an error instead. Exit status: 0
+when the report was written; 2 for bad arguments, a missing RUNS_DIR, an unreadable grid.json, a
+measure or split no record holds, or (with --strict) a bad record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scaling.analysis import records, table  # noqa: E402
+from scaling.analysis.fit import F_SCALE, FORMS, FitWarning, PowerLawFit, fit_metric  # noqa: E402
+from scaling.io import write_atomic, write_json_atomic  # noqa: E402
+
+FIGURES = {"params": "scaling_params.png", "flops": "scaling_flops.png",
+           "curves": "curves.png", "fraction": "fraction.png"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="report.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Tables, scaling-law fits and figures from the result.json files under RUNS_DIR.",
+        epilog="Writes report.md, fits.json and PNG figures under --out, and prints the tables.\n"
+               "Fit: error = 1 - MEASURE = A * x^-alpha (power) or A * x^-alpha + E (power_floor),\n"
+               f"in log space with a Huber loss (f_scale {F_SCALE}), percentile bootstrap 95% intervals.\n"
+               "A bad result.json is skipped with a warning naming it and the field (--strict: an error).")
+    parser.add_argument("runs_dir", metavar="RUNS_DIR", type=Path,
+                        help="folder searched recursively for result.json (a grid's folder holds grid.json)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUNS_DIR/report)")
+    parser.add_argument("--measure", default="nDCG@10", help="measure to fit and plot (default: nDCG@10)")
+    parser.add_argument("--split", default=None,
+                        help="dataset/split to fit and plot (default: pycode/test when present, else the "
+                             "split most records hold); tables cover every split")
+    parser.add_argument("--form", choices=sorted(FORMS), default="power",
+                        help="power: A x^-alpha (2 parameters); power_floor: A x^-alpha + E (3 parameters, "
+                             "needs a wide range of x). Default: power")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per fit (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first unusable result.json instead of skipping it")
+    args = parser.parse_args(argv)
+    if args.resamples < 0:
+        parser.error("--resamples must be >= 0")
+    return args
+
+
+def choose_split(points: list[records.Point], wanted: str | None) -> str:
+    counts = Counter(s for p in points for s in p.metrics)
+    if wanted is not None:
+        if wanted not in counts:
+            raise SystemExit(f"error: --split {wanted}: no record holds it (found: {', '.join(sorted(counts))})")
+        return wanted
+    return "pycode/test" if "pycode/test" in counts else counts.most_common(1)[0][0]
+
+
+def fit_all(series: dict[str, list[records.Point]], split: str, measure: str, form: str, resamples: int,
+            seed: int) -> tuple[list[dict], dict[str, dict[str, PowerLawFit]]]:
+    """One entry per (series, x): the fit's values, or status "refused" with the reason."""
+    entries, fits = [], {"params": {}, "flops": {}}
+    for name, points in sorted(series.items()):
+        for vs in ("params", "flops"):
+            x = [p.params if vs == "params" else p.flops for p in points]
+            metric = [p.metrics[split][measure] for p in points]
+            entry = {"series": name, "paradigm": points[0].paradigm, "loss": points[0].loss, "vs": vs,
+                     "form": form, "points": [{"size": p.size, "x": xi, "metric": m, "seeds": p.seeds}
+                                              for p, xi, m in zip(points, x, metric)]}
+            budgets = {p.budget for p in points}
+            if vs == "flops" and len(budgets) == 1 and budgets.pop().endswith(" FLOPs") and len(points) > 1:
+                # realised FLOPs then differ only by the rounding to whole steps: no x range to fit
+                entry.update(status="refused", n_points=len(points),
+                             reason=f"{name} vs flops: every point ran under one FLOP budget "
+                                    f"({points[0].budget}); a FLOPs fit needs points at several budgets")
+                entries.append(entry)
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FitWarning)  # kept in the fit's warnings and the table
+                    fit = fit_metric(x, metric, form=form, series=f"{name} vs {vs}",
+                                     resamples=resamples, seed=seed)
+            except ValueError as e:
+                entry.update(status="refused", reason=str(e), n_points=len(points))
+            else:
+                entry.update(status="ok", **fit.as_dict())
+                entry["series"] = name
+                fits[vs][name] = fit
+            entries.append(entry)
+    return entries, fits
+
+
+def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[dict[str, Path], list[str]]:
+    """The figures written and a note per figure skipped (stale copies of skipped ones are removed)."""
+    from scaling.analysis import plots
+    drawn, notes = {}, []
+    made = {
+        "params": plots.scaling_plot(series, fits["params"], "params", split, measure, refs, out / FIGURES["params"]),
+        "flops": plots.scaling_plot(series, fits["flops"], "flops", split, measure, refs, out / FIGURES["flops"]),
+        "curves": plots.curves_plot(runs, split, measure, out / FIGURES["curves"]),
+        "fraction": plots.fraction_plot(points, split, measure, out / FIGURES["fraction"]),
+    }
+    why = {"params": "no series holds the measure", "flops": "no series holds the measure",
+           "curves": "no run has a learning curve (eval.every_n_steps)",
+           "fraction": "no point was trained at two or more data fractions"}
+    for key, path in made.items():
+        if path is None:
+            (out / FIGURES[key]).unlink(missing_ok=True)
+            notes.append(f"{FIGURES[key]} skipped: {why[key]}")
+        else:
+            drawn[key] = path
+    return drawn, notes
+
+
+def render(root: Path, progress, problems, points, refs, split, measure, args, entries, drawn, notes) -> str:
+    lines = [f"# Report: {root.name}", ""]
+    n_runs = sum(p.seeds for p in points)
+    averaged = sum(1 for p in points if p.seeds > 1)
+    lines.append(f"{n_runs} result records under `{root}`, {len(points)} points"
+                 + (f"; {averaged} point(s) average several seeds (measures are means)." if averaged else "."))
+    if progress is not None:
+        lines += ["", "## Progress", "", f"Grid `{progress.experiment}`: {progress.describe()}."]
+        if progress.missing:
+            lines += ["", "Missing (no result.json):", ""] + [f"- `{n}`" for n in progress.missing]
+    if problems:
+        lines += ["", "## Skipped records", ""] + [f"- {p}" for p in problems]
+    splits = sorted({s for p in points for s in p.metrics}, key=lambda s: (s != split, s))
+    for s in splits:
+        lines += ["", f"## Results: {s}", "", table.runs_table(points, s, refs)]
+    if entries:
+        lines += ["", f"## Scaling-law fits: {measure} on {split}", "",
+                  f"error = 1 - {measure} fitted as "
+                  + ("A x^-alpha" if args.form == "power" else "A x^-alpha + E")
+                  + f" in log space (Huber loss, f_scale {F_SCALE}); 95% percentile intervals from "
+                  f"{args.resamples} bootstrap resamples (seed {args.seed}). A series is one paradigm/loss at "
+                  "data fraction 1.0; x is non-embedding parameters (params) or training FLOPs (flops). "
+                  "A (original units) and every interval are in fits.json.", "", table.fits_table(entries)]
+    if drawn or notes:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{key}]({path.name})" for key, path in drawn.items()]
+        lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = args.runs_dir
+    if not root.is_dir():
+        print(f"error: {root}: not a folder", file=sys.stderr)
+        return 2
+    out = args.out if args.out is not None else root / "report"
+    try:
+        progress = records.grid_progress(root)
+        runs, problems = records.load_runs(root, strict=args.strict)
+    except records.RecordError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(f"warning: skipped {p}", file=sys.stderr)
+    if progress is not None:
+        print(f"[report] grid {progress.experiment}: {progress.describe()}"
+              + (f"; missing: {', '.join(progress.missing)}" if progress.missing else ""))
+    points = records.average(runs)
+    refs = records.references(runs)
+    entries, drawn, notes, split = [], {}, [], args.split
+    if points:
+        try:
+            split = choose_split(points, args.split)
+        except SystemExit as e:
+            print(e, file=sys.stderr)
+            return 2
+        held = {m for p in points for m in p.metrics.get(split, {})}
+        if args.measure not in held:
+            print(f"error: --measure {args.measure}: not in any record's {split} (found: {', '.join(sorted(held))})",
+                  file=sys.stderr)
+            return 2
+        series = records.series(points, split, args.measure)
+        entries, fits = fit_all(series, split, args.measure, args.form, args.resamples, args.seed)
+        drawn, notes = draw(out, runs, points, series, fits, split, args.measure, refs)
+    else:
+        print(f"[report] no usable result.json under {root}")
+    text = render(root, progress, problems, points, refs, split, args.measure, args, entries, drawn, notes)
+    write_atomic(out / "report.md", lambda f: f.write(text))
+    write_json_atomic(out / "fits.json", {"runs_dir": str(root), "measure": args.measure, "split": split,
+                                          "form": args.form, "resamples": args.resamples, "seed": args.seed,
+                                          "huber_f_scale": F_SCALE, "seeds_averaged": True, "fits": entries})
+    print(text)
+    for note in notes:
+        print(f"[report] {note}")
+    print(f"[report] wrote {out / 'report.md'}, {out / 'fits.json'}"
+          + "".join(f", {p}" for p in drawn.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Figures for the report, PNG through matplotlib's Agg backend (no display needed).
+
+- ``scaling_plot``: the metric against non-embedding parameters or training FLOPs (log x), one
+  marker set per paradigm x loss, its fitted curve (metric = 1 - fitted error) over the fitted
+  range, and the reference systems as horizontal dashed lines;
+- ``curves_plot``: the metric against training steps from each run's learning curve;
+- ``fraction_plot``: the metric against the share of training data, for points that differ only
+  in it.
+
+Each returns the path written, or None when it has nothing to draw (the caller says so). Files
+are written atomically (a temporary sibling, then a rename).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from scaling.analysis.fit import PowerLawFit  # noqa: E402
+from scaling.analysis.records import Point, Run  # noqa: E402
+from scaling.io import write_atomic  # noqa: E402
+
+X_LABELS = {"params": "non-embedding parameters", "flops": "training FLOPs"}
+_MARKERS = "osD^vP*X"
+
+
+def _style(index: int) -> dict:
+    return {"color": f"C{index % 10}", "marker": _MARKERS[index % len(_MARKERS)]}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    write_atomic(path, lambda f: f.write(buf.getvalue()), binary=True)
+    return Path(path)
+
+
+def _references(ax, references: dict, split: str, measure: str) -> None:
+    for i, (system, splits) in enumerate(references.items()):
+        value = splits.get(split, {}).get(measure)
+        if value is not None:
+            ax.axhline(value, linestyle="--", linewidth=1, color=f"C{(i + 7) % 10}", alpha=0.8,
+                       label=f"{system} (reference)")
+
+
+def scaling_plot(series: dict[str, list[Point]], fits: dict[str, PowerLawFit | None], vs: str,
+                 split: str, measure: str, references: dict, path: Path) -> Path | None:
+    """``measure`` on ``split`` against ``vs`` ("params" | "flops"), per series, fits drawn where given."""
+    if not any(series.values()):
+        return None
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for i, (name, points) in enumerate(sorted(series.items())):
+        style = _style(i)
+        x = np.array([p.params if vs == "params" else p.flops for p in points])
+        y = np.array([p.metrics[split][measure] for p in points])
+        ax.plot(x, y, linestyle="none", markersize=6, label=name, **style)
+        fit = fits.get(name)
+        if fit is not None:
+            grid = np.geomspace(fit.x_range[0], fit.x_range[1], 100)
+            ax.plot(grid, fit.predict_metric(grid), color=style["color"], linewidth=1.5,
+                    label=f"{name} fit: alpha {fit.params['alpha']:.3f}")
+    _references(ax, references, split, measure)
+    ax.set_xscale("log")
+    ax.set_xlabel(X_LABELS.get(vs, vs))
+    ax.set_ylabel(f"{measure} ({split})")
+    ax.set_title(f"{measure} vs {X_LABELS.get(vs, vs)}, {split}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def curve_split(run: Run, split: str) -> str | None:
+    """The split a run's learning curve holds for ``split``'s dataset: ``<dataset>/dev`` when
+    present, else the first of that dataset's splits, else None."""
+    dataset = split.split("/", 1)[0]
+    keys = [k for c in run.curve for k in c["metrics"]]
+    if f"{dataset}/dev" in keys:
+        return f"{dataset}/dev"
+    return next((k for k in keys if k.split("/", 1)[0] == dataset), None)
+
+
+def curves_plot(runs: list[Run], split: str, measure: str, path: Path) -> Path | None:
+    """``measure`` against training step from each run's ``curve`` (one line per run)."""
+    lines = []
+    for run in runs:
+        cs = curve_split(run, split)
+        pts = sorted((c["step"], c["metrics"][cs][measure]) for c in run.curve
+                     if cs and measure in c["metrics"].get(cs, {}))
+        if pts:
+            label = f"{run.paradigm}/{run.loss}/{run.size}"
+            label += "" if run.fraction == 1.0 else f" data {run.fraction:g}"
+            label += "" if run.seed in (None, 0) else f" seed {run.seed}"
+            order = (run.paradigm, run.loss, run.params, -run.fraction, run.seed or 0)
+            lines.append((order, label, cs, pts))
+    if not lines:
+        return None
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    lines.sort(key=lambda line: line[0])
+    for i, (_, label, _, pts) in enumerate(lines):
+        steps, values = zip(*pts)
+        ax.plot(steps, values, linewidth=1.2, markersize=3, label=label, **_style(i))
+    splits = sorted({cs for _, _, cs, _ in lines})
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"{measure} ({', '.join(splits)})")
+    ax.set_title(f"Learning curves: {measure} on {', '.join(splits)}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6, loc="best", ncol=2 if len(lines) > 8 else 1)
+    return _save(fig, path)
+
+
+def fraction_plot(points: list[Point], split: str, measure: str, path: Path) -> Path | None:
+    """``measure`` against ``data.fraction`` for each (paradigm, loss, size, budget) trained at
+    two or more fractions."""
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        if measure in p.metrics.get(split, {}):
+            groups.setdefault((p.paradigm, p.loss, p.size, p.budget), []).append(p)
+    groups = {k: sorted(v, key=lambda p: p.fraction) for k, v in groups.items()
+              if len({p.fraction for p in v}) >= 2}
+    if not groups:
+        return None
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    budgets = len({k[3] for k in groups}) > 1
+    for i, (key, pts) in enumerate(sorted(groups.items())):
+        label = "/".join(key[:3]) + (f" @ {key[3]}" if budgets else "")
+        ax.plot([p.fraction for p in pts], [p.metrics[split][measure] for p in pts], linewidth=1.2,
+                label=label, **_style(i))
+    ax.set_xscale("log")
+    fractions = sorted({p.fraction for pts in groups.values() for p in pts})
+    ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
+    ax.minorticks_off()
+    ax.set_xlabel("share of training queries (data.fraction)")
+    ax.set_ylabel(f"{measure} ({split})")
+    ax.set_title(f"Data efficiency: {measure} vs training data, {split}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)

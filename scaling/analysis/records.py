@@ -1,0 +1,272 @@
+"""Result records of finished runs, read for the report: one ``result.json`` per run folder.
+
+``load_runs(root)`` finds every ``result.json`` under ``root`` (recursively; hidden folders, such
+as half-written temporary ones, are skipped) and reads each into a ``Run``. A record that is not
+JSON or lacks a needed field is skipped, and the returned problems name its file and the dotted
+field (``strict=True`` raises ``RecordError`` instead). Needed: ``config.paradigm.name``,
+``config.loss.name``, ``config.model.name``, ``metrics`` (a mapping of "<dataset>/<split>" to
+measures), ``budget.plan.params_nonembedding`` and the training FLOPs
+(``budget.realised.flops``, else ``budget.plan.total_flops``).
+
+``average(runs)`` merges runs that differ only in their seed into one ``Point`` (measures
+averaged, the number of seeds kept); ``grid_progress(root)`` compares ``root/grid.json`` with the
+run folders. Nothing here writes to disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REFERENCE_SYSTEMS = ("bm25", "minilm", "splade")
+
+
+class RecordError(ValueError):
+    """A result record that cannot be used: names the file and the field."""
+
+    def __init__(self, path: Path, field_name: str, message: str):
+        self.path, self.field = Path(path), field_name
+        super().__init__(f"{path}: {field_name}: {message}")
+
+
+@dataclass
+class Run:
+    """One run's record, with the values the report needs pulled out of it."""
+
+    path: Path
+    paradigm: str
+    loss: str
+    size: str
+    fraction: float
+    seed: int | None
+    budget: str
+    """The configured budget as text (``1e+13 FLOPs``, ``200 steps``): runs differing in it are different points."""
+    params: int
+    """Non-embedding parameters of the backbone."""
+    flops: float
+    """Training FLOPs realised (else planned)."""
+    steps: int | None
+    metrics: dict[str, dict[str, float]]
+    baseline: dict[str, dict[str, float]] = field(default_factory=dict)
+    reference: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    curve: list[dict] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple:
+        """What a point is: everything but the seed."""
+        return (self.paradigm, self.loss, self.size, self.fraction, self.budget)
+
+
+@dataclass
+class Point:
+    """Runs of one key averaged over seeds: ``metrics``/``baseline`` hold the means."""
+
+    paradigm: str
+    loss: str
+    size: str
+    fraction: float
+    budget: str
+    params: float
+    flops: float
+    steps: float | None
+    metrics: dict[str, dict[str, float]]
+    baseline: dict[str, dict[str, float]]
+    seeds: int
+    runs: list[Run]
+
+    @property
+    def series(self) -> str:
+        return f"{self.paradigm}/{self.loss}"
+
+
+def _get(data: dict, dotted: str, path: Path, required: bool = True):
+    node = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node or node[part] is None:
+            if required:
+                raise RecordError(path, dotted, "missing")
+            return None
+        node = node[part]
+    return node
+
+
+def _number(value, path: Path, dotted: str, kind=float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(path, dotted, f"expected a number, got {value!r}")
+    return kind(value)
+
+
+def _budget_label(budget: dict) -> str:
+    if budget.get("flops") is not None:
+        return f"{float(budget['flops']):.3g} FLOPs"
+    if budget.get("tokens") is not None:
+        return f"{float(budget['tokens']):.3g} tokens"
+    if budget.get("steps") is not None:
+        return f"{int(budget['steps'])} steps"
+    return str(budget.get("name", "?"))
+
+
+def _measures(value, path: Path, dotted: str) -> dict[str, dict[str, float]]:
+    """A mapping split -> measure -> number; non-numeric measures are dropped."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise RecordError(path, dotted, 'expected {"<dataset>/<split>": {measure: number}}')
+    return {split: {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            for split, m in value.items()}
+
+
+def read_run(path: Path) -> Run:
+    """Read one ``result.json``; raises ``RecordError`` naming the file and field when unusable."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecordError(path, "(file)", f"unreadable: {e}") from None
+    except json.JSONDecodeError as e:
+        raise RecordError(path, "(file)", f"not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise RecordError(path, "(file)", "expected a JSON object")
+    paradigm = str(_get(data, "config.paradigm.name", path))
+    loss = str(_get(data, "config.loss.name", path))
+    model = str(_get(data, "config.model.name", path))
+    layers = _get(data, "config.model.num_layers", path, required=False)
+    size = _get(data, "grid.point.size", path, required=False)
+    if size is None:
+        size = f"{model}-L{layers}" if layers is not None else model
+    fraction = _get(data, "config.data.fraction", path, required=False)
+    fraction = 1.0 if fraction is None else _number(fraction, path, "config.data.fraction")
+    seed = _get(data, "config.seed", path, required=False)
+    params = _number(_get(data, "budget.plan.params_nonembedding", path), path,
+                     "budget.plan.params_nonembedding", int)
+    flops = _get(data, "budget.realised.flops", path, required=False)
+    flops_field = "budget.realised.flops"
+    if flops is None:
+        flops, flops_field = _get(data, "budget.plan.total_flops", path, required=False), "budget.plan.total_flops"
+    if flops is None:
+        raise RecordError(path, "budget.realised.flops", "missing (and no budget.plan.total_flops)")
+    steps = _get(data, "budget.realised.steps", path, required=False)
+    if steps is None:
+        steps = _get(data, "budget.plan.max_steps", path, required=False)
+    metrics = _measures(_get(data, "metrics", path), path, "metrics")
+    if not metrics:
+        raise RecordError(path, "metrics", "empty")
+    reference = _get(data, "reference_metrics", path, required=False) or {}
+    if not isinstance(reference, dict):
+        raise RecordError(path, "reference_metrics", "expected {system: {split: {measure: number}}}")
+    curve = _get(data, "curve", path, required=False) or []
+    if not isinstance(curve, list):
+        raise RecordError(path, "curve", "expected a list of {step, flops, metrics}")
+    return Run(path=path, paradigm=paradigm, loss=loss, size=str(size), fraction=fraction,
+               seed=None if seed is None else int(seed),
+               budget=_budget_label(_get(data, "config.budget", path, required=False) or {}),
+               params=params, flops=_number(flops, path, flops_field),
+               steps=None if steps is None else _number(steps, path, "budget.realised.steps", int),
+               metrics=metrics,
+               baseline=_measures(_get(data, "baseline_metrics", path, required=False), path, "baseline_metrics"),
+               reference={name: _measures(v, path, f"reference_metrics.{name}") for name, v in reference.items()},
+               curve=[c for c in curve if isinstance(c, dict) and "step" in c and isinstance(c.get("metrics"), dict)])
+
+
+def find_results(root: Path) -> list[Path]:
+    """Every ``result.json`` under ``root``, sorted, leaving out hidden (temporary) folders."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("result.json")
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
+
+
+def load_runs(root: Path, strict: bool = False) -> tuple[list[Run], list[str]]:
+    """All usable runs under ``root`` and one line per skipped record (``FILE: FIELD: why``)."""
+    runs, problems = [], []
+    for path in find_results(root):
+        try:
+            runs.append(read_run(path))
+        except RecordError as e:
+            if strict:
+                raise
+            problems.append(str(e))
+    return runs, problems
+
+
+def _mean_measures(dicts: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Mean per split and measure over the records that hold it."""
+    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for d in dicts:
+        for split, measures in d.items():
+            for k, v in measures.items():
+                acc[split][k].append(v)
+    return {s: {k: sum(v) / len(v) for k, v in m.items()} for s, m in acc.items()}
+
+
+def average(runs: list[Run]) -> list[Point]:
+    """One point per (paradigm, loss, size, fraction, budget): seeds averaged; sorted by
+    paradigm, loss, then parameters."""
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[run.key].append(run)
+    points = []
+    for (paradigm, loss, size, fraction, budget), group in groups.items():
+        steps = [r.steps for r in group if r.steps is not None]
+        points.append(Point(paradigm=paradigm, loss=loss, size=size, fraction=fraction, budget=budget,
+                            params=sum(r.params for r in group) / len(group),
+                            flops=sum(r.flops for r in group) / len(group),
+                            steps=sum(steps) / len(steps) if steps else None,
+                            metrics=_mean_measures([r.metrics for r in group]),
+                            baseline=_mean_measures([r.baseline for r in group]),
+                            seeds=len(group), runs=group))
+    return sorted(points, key=lambda p: (p.paradigm, p.loss, p.params, p.flops, p.fraction, p.budget))
+
+
+def references(runs: list[Run]) -> dict[str, dict[str, dict[str, float]]]:
+    """The reference systems' measures (system -> split -> measure), each taken from the first
+    record that has it: they do not depend on the run."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for run in runs:
+        for system, splits in run.reference.items():
+            for split, measures in splits.items():
+                out.setdefault(system, {}).setdefault(split, measures)
+    order = {name: i for i, name in enumerate(REFERENCE_SYSTEMS)}
+    return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def series(points: list[Point], split: str, measure: str) -> dict[str, list[Point]]:
+    """Fit series: (paradigm, loss) -> its points at data fraction 1.0 holding ``measure`` on ``split``."""
+    out: dict[str, list[Point]] = defaultdict(list)
+    for p in points:
+        if p.fraction == 1.0 and measure in p.metrics.get(split, {}):
+            out[p.series].append(p)
+    return dict(out)
+
+
+@dataclass
+class Progress:
+    """A grid's points against its run folders."""
+
+    experiment: str
+    total: int
+    done: list[str]
+    missing: list[str]
+
+    def describe(self) -> str:
+        return f"{len(self.done)} of {self.total} points done"
+
+
+def grid_progress(root: Path) -> Progress | None:
+    """``root/grid.json`` compared with ``root/<name>/result.json``; None without a grid.json.
+    An unreadable grid.json raises ``RecordError`` naming it."""
+    path = Path(root) / "grid.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        names = [str(p["name"]) for p in data["points"]]
+    except json.JSONDecodeError as e:
+        raise RecordError(path, "(file)", f"not JSON: {e.msg} at line {e.lineno}") from None
+    except (KeyError, TypeError):
+        raise RecordError(path, "points", 'expected [{"name": ..., "point": {...}}, ...]') from None
+    done = [n for n in names if (Path(root) / n / "result.json").exists()]
+    missing = [n for n in names if n not in set(done)]
+    return Progress(experiment=str(data.get("experiment", path.parent.name)), total=len(names),
+                    done=done, missing=missing)

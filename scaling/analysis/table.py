@@ -1,0 +1,101 @@
+"""Markdown tables for the report: the runs of one dataset/split, and the scaling-law fits.
+
+``runs_table`` has one row per point (paradigm x loss x size, seeds averaged, sorted by
+parameters), then one per reference system; ``fits_table`` one row per (series, x) fit, a refused
+fit shown with its reason. Both return text; the caller prints or writes it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scaling.analysis.records import Point
+
+MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
+
+
+def _num(value, fmt: str = ".4f") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, fmt)
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = [_row(header), _row(["---"] * len(header))]
+    lines += [_row(r) for r in rows]
+    return "\n".join(lines)
+
+
+def measures_present(points: list[Point], split: str, references: dict | None = None) -> list[str]:
+    """The standard measures any point (or reference) holds on ``split``, in the usual order."""
+    found = set()
+    for p in points:
+        found |= set(p.metrics.get(split, {}))
+    for splits in (references or {}).values():
+        found |= set(splits.get(split, {}))
+    return [m for m in MEASURES if m in found]
+
+
+def runs_table(points: list[Point], split: str, references: dict | None = None) -> str:
+    """Rows: paradigm, loss, size (by non-embedding parameters); columns: params (M), steps,
+    training FLOPs, the measures present, the untrained backbone's nDCG@10 and the seeds averaged.
+    A data-fraction column appears when some point trained on part of the data, a budget column
+    when the points differ in budget. Reference systems follow, one row each."""
+    points = sorted((p for p in points if split in p.metrics),
+                    key=lambda p: (p.paradigm, p.loss, p.params, p.flops, -p.fraction, p.budget))
+    measures = measures_present(points, split, references)
+    with_fraction = any(p.fraction != 1.0 for p in points)
+    with_budget = len({p.budget for p in points}) > 1
+    header = ["paradigm", "loss", "size"] + (["data"] if with_fraction else []) + \
+             (["budget"] if with_budget else []) + \
+             ["params (M)", "steps", "FLOPs"] + measures + ["untrained nDCG@10", "seeds"]
+    rows = []
+    for p in points:
+        m = p.metrics[split]
+        rows.append([p.paradigm, p.loss, p.size] + ([f"{p.fraction:g}"] if with_fraction else [])
+                    + ([p.budget] if with_budget else [])
+                    + [f"{p.params / 1e6:.2f}", _num(p.steps, ".0f"), _num(p.flops, ".3g")]
+                    + [_num(m.get(k)) for k in measures]
+                    + [_num(p.baseline.get(split, {}).get("nDCG@10")), p.seeds])
+    for system, splits in (references or {}).items():
+        if split not in splits:
+            continue
+        m = splits[split]
+        rows.append([system, "(reference)", "-"] + (["-"] if with_fraction else []) + (["-"] if with_budget else [])
+                    + ["-", "-", "-"] + [_num(m.get(k)) for k in measures] + ["-", "-"])
+    return _table(header, rows)
+
+
+def _span(lo: float, hi: float) -> str:
+    return f"{lo:.3g} to {hi:.3g} ({hi / lo:.1f}x)"
+
+
+def fits_table(fits: list[dict]) -> str:
+    """Rows from ``fits.json`` entries: series, x (params | flops), form, alpha with its 95% CI
+    (and the floor E for ``power_floor``), R^2 in log space, points, x range, resamples skipped,
+    warnings; a refused
+    fit shows ``refused: <reason>`` in the alpha column. Resamples skipped (fewer distinct x than
+    parameters) are counted in their own column."""
+    floor = any(f.get("form") == "power_floor" for f in fits)
+    header = ["series", "vs", "form", "alpha [95% CI]"] + (["E [95% CI]"] if floor else []) + \
+             ["R^2", "points", "range", "resamples skipped", "warnings"]
+    rows = []
+    for f in fits:
+        if f["status"] != "ok":
+            rows.append([f["series"], f["vs"], f["form"], f"refused: {f['reason']}"] + (["-"] if floor else [])
+                        + ["-", f.get("n_points", "-"), "-", "-", "-"])
+            continue
+        lo, hi = f["ci"]["alpha"]
+        alpha = f"{f['params']['alpha']:.3f} [{_num(lo, '.3f')}, {_num(hi, '.3f')}]"
+        e = []
+        if floor:
+            e = ["-"] if "E" not in f["params"] else \
+                [f"{f['params']['E']:.3f} [{_num(f['ci']['E'][0], '.3f')}, {_num(f['ci']['E'][1], '.3f')}]"]
+        rows.append([f["series"], f["vs"], f["form"], alpha] + e
+                     + [_num(f["r2"], ".3f"), f["n_points"], _span(*f["x_range"]),
+                        f"{f['skipped_resamples']} of {f['resamples']}", "; ".join(f["warnings"]) or "-"])
+    return _table(header, rows)
