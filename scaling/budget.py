@@ -70,6 +70,13 @@ def train_flops_per_token(arch: Arch, seq_len: int, lora_r: int | None, lora_tar
     return weights + attention + head
 
 
+def scoring_flops(arch: Arch, pairs: int, seq_len: int) -> float:
+    """Forward FLOPs of a cross-encoder scoring ``pairs`` (query, document) pairs of at most
+    ``seq_len`` tokens each: an upper bound (every pair at its maximum length), reported beside a
+    distillation run and never charged to it."""
+    return float(pairs) * seq_len * forward_flops_per_token(arch, seq_len)
+
+
 @dataclass(frozen=True)
 class Batch:
     """Queries per optimiser step, and how they are split: ``micro`` per device per forward,

@@ -97,7 +97,7 @@ def run(cfg: RunConfig) -> dict:
 def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools, t0: float) -> dict:
     import torch
 
-    from scaling import checkpoint, training
+    from scaling import checkpoint, prepare, training
     from scaling.callbacks import FlopLedger, LearningCurve
     from scaling.data.datamodule import GroupDataModule
     from scaling.evaluation import format_table, systems
@@ -149,7 +149,8 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
         return {}
     budget = {"plan": plan.as_dict(), "realised": ledger.summary(),
               "not_charged": {"recompute_flops": plan.recompute_flops_per_step * ledger.steps,
-                              "mntp_steps": cfg.model.mntp.steps}}
+                              "mntp_steps": cfg.model.mntp.steps,
+                              "teacher_scoring": prepare.teacher_scoring(cfg, teacher_scores)}}
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": untrained,   # record
               "reference_metrics": references, "checkpoint": str(ckpt), "budget": budget,
               "curve": callbacks[0].points if callbacks else [],

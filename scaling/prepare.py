@@ -190,6 +190,29 @@ def teacher_record(cfg: RunConfig) -> dict:
     return record
 
 
+def teacher_scoring(cfg: RunConfig, scores: Path | None) -> dict | None:
+    """What scoring the distillation inputs cost, reported beside a run and never charged to it:
+    the pairs in the score file and, when the teacher's config is on disk (the prepared teacher, or
+    a local ``teacher.model``), its forward FLOPs at ``teacher.max_len`` tokens a pair (an upper
+    bound); ``flops`` is null for a score file from elsewhere. None without teacher scores."""
+    if scores is None:
+        return None
+    from scaling import budget, sizes
+    with open(scores, encoding="utf-8") as f:
+        pairs = sum(1 for line in f if line.strip())
+    folder = None
+    if not cfg.data.teacher_scores:
+        local = Path(cfg.teacher.model).expanduser() if cfg.teacher.model else paths(cfg).teacher / "model"
+        folder = local if (local / "config.json").exists() else None
+    flops = None
+    if folder is not None:
+        from transformers import AutoConfig
+        arch = sizes.arch_of(AutoConfig.from_pretrained(str(folder)))
+        flops = budget.scoring_flops(arch, pairs, cfg.teacher.max_len)
+    return {"pairs": pairs, "max_len": cfg.teacher.max_len, "flops": flops,
+            "teacher": str(folder) if folder is not None else str(scores)}
+
+
 def teacher_pairs(groups: dict[str, dict], candidates: int) -> list[tuple[str, str]]:
     """(qid, docid) pairs a teacher scores: every positive and the first ``candidates`` negatives."""
     return [(q, d) for q, g in groups.items() for d in g["positives"] + g["negatives"][:candidates]]

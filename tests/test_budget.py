@@ -157,3 +157,27 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path):
     assert plan["budget_flops"] == 1e13 and plan["max_steps"] == 0 and "buys no step" in out.stdout
     assert plan["flops_per_step"] > 1e13 and plan["world_size"] == 1
     assert list(tmp_path.iterdir()) == []  # no run folder, no cache
+
+
+def test_teacher_scoring_is_reported_not_charged(tmp_path):
+    """A distillation run reports what scoring its teacher's pairs cost: pairs x max_len x the
+    cross-encoder's forward FLOPs per token (from the prepared teacher's config), never in its plan."""
+    from transformers import BertConfig
+
+    from scaling.config import parse
+    from scaling.prepare import paths, teacher_scoring
+    from tests.conftest import compose
+    cfg = parse(compose(["loss=kd", f"cache_dir={tmp_path}", "teacher.max_len=64"]))
+    assert teacher_scoring(cfg, None) is None
+    scores = tmp_path / "scores.tsv"
+    scores.write_text("q1\td1\t2.5\nq1\td2\t-1.0\nq2\td3\t0.5\n")
+    # no teacher config on disk: the pairs are counted, the FLOPs unknown
+    assert teacher_scoring(cfg, scores) == {"pairs": 3, "max_len": 64, "flops": None, "teacher": str(scores)}
+    model = paths(cfg).teacher / "model"
+    model.mkdir(parents=True)
+    BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64).save_pretrained(model)
+    got = teacher_scoring(cfg, scores)
+    # a BERT layer: q, k, v, o (4 x 32 x 32) + a two-matrix MLP (2 x 32 x 64) = 8192 weights
+    per_token = 2 * 2 * 8192 + 4 * 2 * 32 * 64
+    assert got["pairs"] == 3 and got["flops"] == 3 * 64 * per_token
+    assert got["flops"] == budget.scoring_flops(sizes.Arch(32, 2, 4, 4, 64, 30522, gated_mlp=False), 3, 64)
