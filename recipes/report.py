@@ -1,14 +1,17 @@
 """Report on a folder of finished runs: result tables, scaling-law fits and figures.
 
     python recipes/report.py runs/cpu_grid
-    python recipes/report.py runs/cpu_grid --measure RR@10 --form power_floor --out docs/cpu_grid
+    python recipes/report.py runs/cpu_grid runs/cpu_budget --out docs/cpu_grid
+    python recipes/report.py runs/cpu_grid --measure RR@10 --form power_floor
 
-Reads every ``result.json`` under RUNS_DIR (recursively), averages runs that differ only in their
-seed, and fits the error 1 - MEASURE of each paradigm/loss series (data fraction 1.0, on SPLIT)
-against non-embedding parameters and against training FLOPs (``scaling.analysis.fit``). A series
-with too few distinct points is reported as refused, with the reason; so is the FLOPs fit of a
-series whose points all ran under one FLOP budget (their FLOPs differ only by whole steps). With ``RUNS_DIR/grid.json``
-the report also lists the grid's points that have no result yet.
+Reads every ``result.json`` under each RUNS_DIR (recursively), averages runs that differ only in
+their seed, and fits the error 1 - MEASURE of each paradigm/loss series (data fraction 1.0, on
+SPLIT) against non-embedding parameters (the sizes trained under one budget; a series per budget
+when there are several) and against training FLOPs (the compute frontier: each FLOP budget's best
+size; under token or step budgets every point), with ``scaling.analysis.fit``. A series with too
+few distinct points is reported as refused, with the reason; so is the FLOPs fit of a series whose
+points all ran under one FLOP budget (their FLOPs differ only by whole steps). With
+``RUNS_DIR/grid.json`` the report also lists the grid's points that have no result yet.
 
 Writes under --out (default RUNS_DIR/report), each file atomically (a temporary sibling, then a
 rename): ``report.md`` (progress, tables, fits, figure links), ``fits.json`` (every fit's
@@ -48,9 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                "Fit: error = 1 - MEASURE = A * x^-alpha (power) or A * x^-alpha + E (power_floor),\n"
                f"in log space with a Huber loss (f_scale {F_SCALE}), percentile bootstrap 95% intervals.\n"
                "A bad result.json is skipped with a warning naming it and the field (--strict: an error).")
-    parser.add_argument("runs_dir", metavar="RUNS_DIR", type=Path,
-                        help="folder searched recursively for result.json (a grid's folder holds grid.json)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUNS_DIR/report)")
+    parser.add_argument("runs_dirs", metavar="RUNS_DIR", type=Path, nargs="+",
+                        help="folder searched recursively for result.json (a grid's folder holds grid.json); "
+                             "several folders make one report (e.g. a size grid and a budget grid)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the first RUNS_DIR/report)")
     parser.add_argument("--measure", default="nDCG@10", help="measure to fit and plot (default: nDCG@10)")
     parser.add_argument("--split", default=None,
                         help="dataset/split to fit and plot (default: pycode/test when present, else the "
@@ -77,20 +81,23 @@ def choose_split(points: list[records.Point], wanted: str | None) -> str:
     return "pycode/test" if "pycode/test" in counts else counts.most_common(1)[0][0]
 
 
-def fit_all(series: dict[str, list[records.Point]], split: str, measure: str, form: str, resamples: int,
-            seed: int) -> tuple[list[dict], dict[str, dict[str, PowerLawFit]]]:
-    """One entry per (series, x): the fit's values, or status "refused" with the reason."""
+def fit_all(series: dict[str, dict[str, list[records.Point]]], split: str, measure: str, form: str,
+            resamples: int, seed: int) -> tuple[list[dict], dict[str, dict[str, PowerLawFit]]]:
+    """One entry per (series, x): the fit's values, or status "refused" with the reason.
+    ``series``: {"params": records.params_series(...), "flops": records.flops_series(...)}."""
     entries, fits = [], {"params": {}, "flops": {}}
-    for name, points in sorted(series.items()):
-        for vs in ("params", "flops"):
+    for vs in ("params", "flops"):
+        for name, points in sorted(series[vs].items()):
             x = [p.params if vs == "params" else p.flops for p in points]
             metric = [p.metrics[split][measure] for p in points]
             entry = {"series": name, "paradigm": points[0].paradigm, "loss": points[0].loss, "vs": vs,
-                     "form": form, "points": [{"size": p.size, "x": xi, "metric": m, "seeds": p.seeds}
-                                              for p, xi, m in zip(points, x, metric)]}
+                     "form": form, "points": [{"size": p.size, "budget": p.budget, "x": xi, "metric": m,
+                                               "seeds": p.seeds} for p, xi, m in zip(points, x, metric)]}
             budgets = {p.budget for p in points}
-            if vs == "flops" and len(budgets) == 1 and budgets.pop().endswith(" FLOPs") and len(points) > 1:
-                # realised FLOPs then differ only by the rounding to whole steps: no x range to fit
+            if vs == "params" and len(budgets) == 1:
+                entry["budget"] = points[0].budget
+            if vs == "flops" and len(budgets) == 1 and records.is_flop_budget(points[0].budget):
+                # every size spent the same compute: one frontier point, no x range to fit
                 entry.update(status="refused", n_points=len(points),
                              reason=f"{name} vs flops: every point ran under one FLOP budget "
                                     f"({points[0].budget}); a FLOPs fit needs points at several budgets")
@@ -116,8 +123,10 @@ def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[d
     from scaling.analysis import plots
     drawn, notes = {}, []
     made = {
-        "params": plots.scaling_plot(series, fits["params"], "params", split, measure, refs, out / FIGURES["params"]),
-        "flops": plots.scaling_plot(series, fits["flops"], "flops", split, measure, refs, out / FIGURES["flops"]),
+        "params": plots.scaling_plot(series["params"], fits["params"], "params", split, measure, refs,
+                                     out / FIGURES["params"]),
+        "flops": plots.scaling_plot(series["flops"], fits["flops"], "flops", split, measure, refs,
+                                    out / FIGURES["flops"], background=points),
         "curves": plots.curves_plot(runs, split, measure, out / FIGURES["curves"]),
         "fraction": plots.fraction_plot(points, split, measure, out / FIGURES["fraction"]),
     }
@@ -133,16 +142,19 @@ def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[d
     return drawn, notes
 
 
-def render(root: Path, progress, problems, points, refs, split, measure, args, entries, drawn, notes) -> str:
-    lines = [f"# Report: {root.name}", ""]
+def render(roots: list[Path], progress, problems, points, refs, split, measure, args, entries, drawn,
+           notes) -> str:
+    lines = [f"# Report: {', '.join(r.name for r in roots)}", ""]
     n_runs = sum(p.seeds for p in points)
     averaged = sum(1 for p in points if p.seeds > 1)
-    lines.append(f"{n_runs} result records under `{root}`, {len(points)} points"
+    lines.append(f"{n_runs} result records under {', '.join(f'`{r}`' for r in roots)}, {len(points)} points"
                  + (f"; {averaged} point(s) average several seeds (measures are means)." if averaged else "."))
-    if progress is not None:
-        lines += ["", "## Progress", "", f"Grid `{progress.experiment}`: {progress.describe()}."]
-        if progress.missing:
-            lines += ["", "Missing (no result.json):", ""] + [f"- `{n}`" for n in progress.missing]
+    if progress:
+        lines += ["", "## Progress", ""]
+    for grid in progress:
+        lines += [f"Grid `{grid.experiment}`: {grid.describe()}."]
+        if grid.missing:
+            lines += ["", "Missing (no result.json):", ""] + [f"- `{n}`" for n in grid.missing] + [""]
     if problems:
         lines += ["", "## Skipped records", ""] + [f"- {p}" for p in problems]
     splits = sorted({s for p in points for s in p.metrics}, key=lambda s: (s != split, s))
@@ -154,8 +166,10 @@ def render(root: Path, progress, problems, points, refs, split, measure, args, e
                   + ("A x^-alpha" if args.form == "power" else "A x^-alpha + E")
                   + f" in log space (Huber loss, f_scale {F_SCALE}); 95% percentile intervals from "
                   f"{args.resamples} bootstrap resamples (seed {args.seed}). A series is one paradigm/loss at "
-                  "data fraction 1.0; x is non-embedding parameters (params) or training FLOPs (flops). "
-                  "A (original units) and every interval are in fits.json.", "", table.fits_table(entries)]
+                  "data fraction 1.0. Against non-embedding parameters (params) it holds the sizes trained "
+                  "under one budget (one series per budget when there are several); against training FLOPs "
+                  "(flops) each FLOP budget gives its best size, the compute frontier (under token or step "
+                  "budgets every point). A (original units) and every interval are in fits.json.", "", table.fits_table(entries)]
     if drawn or notes:
         lines += ["", "## Figures", ""]
         lines += [f"![{key}]({path.name})" for key, path in drawn.items()]
@@ -165,22 +179,29 @@ def render(root: Path, progress, problems, points, refs, split, measure, args, e
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    root = args.runs_dir
-    if not root.is_dir():
-        print(f"error: {root}: not a folder", file=sys.stderr)
-        return 2
-    out = args.out if args.out is not None else root / "report"
+    roots = args.runs_dirs
+    for root in roots:
+        if not root.is_dir():
+            print(f"error: {root}: not a folder", file=sys.stderr)
+            return 2
+    out = args.out if args.out is not None else roots[0] / "report"
+    progress, runs, problems, seen = [], [], [], set()
     try:
-        progress = records.grid_progress(root)
-        runs, problems = records.load_runs(root, strict=args.strict)
+        for root in roots:
+            grid = records.grid_progress(root)
+            progress += [grid] if grid is not None else []
+            found, bad = records.load_runs(root, strict=args.strict)
+            runs += [r for r in found if r.path.resolve() not in seen]  # nested folders count once
+            seen |= {r.path.resolve() for r in found}
+            problems += bad
     except records.RecordError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for p in problems:
         print(f"warning: skipped {p}", file=sys.stderr)
-    if progress is not None:
-        print(f"[report] grid {progress.experiment}: {progress.describe()}"
-              + (f"; missing: {', '.join(progress.missing)}" if progress.missing else ""))
+    for grid in progress:
+        print(f"[report] grid {grid.experiment}: {grid.describe()}"
+              + (f"; missing: {', '.join(grid.missing)}" if grid.missing else ""))
     points = records.average(runs)
     refs = records.references(runs)
     entries, drawn, notes, split = [], {}, [], args.split
@@ -195,14 +216,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --measure {args.measure}: not in any record's {split} (found: {', '.join(sorted(held))})",
                   file=sys.stderr)
             return 2
-        series = records.series(points, split, args.measure)
+        series = {"params": records.params_series(points, split, args.measure),
+                  "flops": records.flops_series(points, split, args.measure)}
         entries, fits = fit_all(series, split, args.measure, args.form, args.resamples, args.seed)
         drawn, notes = draw(out, runs, points, series, fits, split, args.measure, refs)
     else:
-        print(f"[report] no usable result.json under {root}")
-    text = render(root, progress, problems, points, refs, split, args.measure, args, entries, drawn, notes)
+        print(f"[report] no usable result.json under {', '.join(map(str, roots))}")
+    text = render(roots, progress, problems, points, refs, split, args.measure, args, entries, drawn, notes)
     write_atomic(out / "report.md", lambda f: f.write(text))
-    write_json_atomic(out / "fits.json", {"runs_dir": str(root), "measure": args.measure, "split": split,
+    write_json_atomic(out / "fits.json", {"runs_dirs": [str(r) for r in roots], "measure": args.measure, "split": split,
                                           "form": args.form, "resamples": args.resamples, "seed": args.seed,
                                           "huber_f_scale": F_SCALE, "seeds_averaged": True, "fits": entries})
     print(text)

@@ -179,3 +179,37 @@ def test_one_flop_budget_refuses_the_flops_fit_and_imports_no_torch(tmp_path):
     assert fits["flops"]["status"] == "refused" and "one FLOP budget (1e+13 FLOPs)" in fits["flops"]["reason"]
     assert "curves.png skipped" in proc.stdout and "fraction.png skipped" in proc.stdout
     assert not (runs / "report" / "curves.png").exists()
+
+
+def test_several_flop_budgets_fit_the_compute_frontier(tmp_path):
+    """Two folders (a size grid at one FLOP budget, a budget grid of two sizes) make one report:
+    against parameters one series per budget, against FLOPs each budget's best size."""
+    sizes_dir, budgets_dir = tmp_path / "sizes", tmp_path / "budgets"
+    metric = {}  # (size, budget) -> nDCG@10; the best size moves up with the budget
+    for budget, best in ((1e12, "smollm2-l1"), (1e13, "smollm2-l3"), (1e14, "smollm2-l10")):
+        for size in ("smollm2-l1", "smollm2-l3", "smollm2-l10"):
+            metric[(size, budget)] = 1 - 0.8 * (budget / 1e12) ** -0.1 + (0.01 if size == best else 0.0)
+    for (size, budget), value in metric.items():
+        if budget != 1e14 and size == "smollm2-l10":
+            continue  # the deepest rung only at the largest budget
+        rec = fixture_record(f"dense-cl-{size}")
+        rec["config"]["budget"] = {"name": "cpu", "flops": budget, "tokens": None, "steps": None}
+        rec["budget"]["realised"]["flops"] = budget * 0.99
+        rec["metrics"]["pycode/test"]["nDCG@10"] = value
+        rec.pop("curve", None)
+        folder = (sizes_dir if budget == 1e14 else budgets_dir) / f"{size}-{budget:g}"
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(rec))
+    proc = run_report(str(sizes_dir), str(budgets_dir), "--out", str(tmp_path / "out"), "--resamples", "100")
+    assert proc.returncode == 0, proc.stderr
+    fits = {(f["series"], f["vs"]): f for f in json.loads((tmp_path / "out" / "fits.json").read_text())["fits"]}
+    frontier = fits[("dense/cl", "flops")]
+    assert frontier["status"] == "ok" and frontier["n_points"] == 3
+    assert [(p["size"], p["metric"]) for p in frontier["points"]] == \
+        [(best, metric[(best, b)]) for b, best in ((1e12, "smollm2-l1"), (1e13, "smollm2-l3"), (1e14, "smollm2-l10"))]
+    assert fits[("dense/cl @ 1e+14 FLOPs", "params")]["n_points"] == 3
+    assert fits[("dense/cl @ 1e+13 FLOPs", "params")]["n_points"] == 2
+    assert fits[("dense/cl @ 1e+14 FLOPs", "params")]["budget"] == "1e+14 FLOPs"
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "7 result records under" in md and "compute frontier" in md
+    assert (tmp_path / "out" / "scaling_params.png").read_bytes().startswith(PNG)

@@ -2,7 +2,8 @@
 
 - ``scaling_plot``: the metric against non-embedding parameters or training FLOPs (log x), one
   marker set per paradigm x loss, its fitted curve (metric = 1 - fitted error) over the fitted
-  range, and the reference systems as horizontal dashed lines;
+  range, and the reference systems as horizontal dashed lines; against parameters one panel per
+  budget, against FLOPs the frontier points over every run;
 - ``curves_plot``: the metric against training steps from each run's learning curve;
 - ``fraction_plot``: the metric against the share of training data, for points that differ only
   in it.
@@ -49,30 +50,60 @@ def _references(ax, references: dict, split: str, measure: str) -> None:
                        label=f"{system} (reference)")
 
 
-def scaling_plot(series: dict[str, list[Point]], fits: dict[str, PowerLawFit | None], vs: str,
-                 split: str, measure: str, references: dict, path: Path) -> Path | None:
-    """``measure`` on ``split`` against ``vs`` ("params" | "flops"), per series, fits drawn where given."""
-    if not any(series.values()):
-        return None
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
-    for i, (name, points) in enumerate(sorted(series.items())):
-        style = _style(i)
+def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split: str, measure: str,
+                  references: dict, background: list[Point] | None, title: str) -> None:
+    names = sorted({name.split(" @ ")[0] for name in series})  # one colour per paradigm/loss
+    for name, points in sorted(series.items()):
+        style = _style(names.index(name.split(" @ ")[0]))
+        if background is not None:  # every run of the series, the frontier drawn over them
+            rest = [p for p in background if p.series == name and p.fraction == 1.0 and p not in points
+                    and measure in p.metrics.get(split, {})]
+            if rest:
+                ax.plot([p.flops for p in rest], [p.metrics[split][measure] for p in rest], linestyle="none",
+                        markersize=4, alpha=0.3, color=style["color"], marker=style["marker"])
         x = np.array([p.params if vs == "params" else p.flops for p in points])
         y = np.array([p.metrics[split][measure] for p in points])
-        ax.plot(x, y, linestyle="none", markersize=6, label=name, **style)
+        ax.plot(x, y, linestyle="none", markersize=6, label=name.split(" @ ")[0], **style)
         fit = fits.get(name)
         if fit is not None:
             grid = np.geomspace(fit.x_range[0], fit.x_range[1], 100)
             ax.plot(grid, fit.predict_metric(grid), color=style["color"], linewidth=1.5,
-                    label=f"{name} fit: alpha {fit.params['alpha']:.3f}")
+                    label=f"{name.split(' @ ')[0]} fit: alpha {fit.params['alpha']:.3f}")
     _references(ax, references, split, measure)
     ax.set_xscale("log")
     ax.set_xlabel(X_LABELS.get(vs, vs))
     ax.set_ylabel(f"{measure} ({split})")
-    ax.set_title(f"{measure} vs {X_LABELS.get(vs, vs)}, {split}")
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=6, loc="best")
+
+
+def _budget_value(budget: str) -> tuple:
+    """Panels in budget order: '2.6e+13 FLOPs' -> (FLOPs, 2.6e13); '' (one budget) first."""
+    number, _, unit = budget.partition(" ")
+    try:
+        return (unit, float(number))
+    except ValueError:
+        return (unit, 0.0)
+
+
+def scaling_plot(series: dict[str, list[Point]], fits: dict[str, PowerLawFit | None], vs: str,
+                 split: str, measure: str, references: dict, path: Path,
+                 background: list[Point] | None = None) -> Path | None:
+    """``measure`` on ``split`` against ``vs`` ("params" | "flops"), per series, fits drawn where
+    given. Series named ``<paradigm/loss> @ <budget>`` get one panel per budget; ``background``
+    (every point) is drawn faintly behind the series' own points (the FLOPs frontier over its runs)."""
+    if not any(series.values()):
+        return None
+    panels: dict[str, dict[str, list[Point]]] = {}
+    for name, points in series.items():
+        panels.setdefault(name.split(" @ ", 1)[1] if " @ " in name else "", {})[name] = points
+    order = sorted(panels, key=_budget_value)
+    fig = Figure(figsize=(max(7, 5 * len(order)), 4.5))
+    axes = fig.subplots(1, len(order), squeeze=False, sharey=True)[0]
+    for ax, budget in zip(axes, order):
+        title = f"{measure} vs {X_LABELS.get(vs, vs)}, {split}" + (f"\nat {budget}" if budget else "")
+        _scaling_axes(ax, panels[budget], fits, vs, split, measure, references, background, title)
     return _save(fig, path)
 
 

@@ -231,13 +231,43 @@ def references(runs: list[Run]) -> dict[str, dict[str, dict[str, float]]]:
     return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
-def series(points: list[Point], split: str, measure: str) -> dict[str, list[Point]]:
-    """Fit series: (paradigm, loss) -> its points at data fraction 1.0 holding ``measure`` on ``split``."""
+def _holding(points: list[Point], split: str, measure: str) -> list[Point]:
+    return [p for p in points if p.fraction == 1.0 and measure in p.metrics.get(split, {})]
+
+
+def is_flop_budget(budget: str) -> bool:
+    return budget.endswith(" FLOPs")
+
+
+def params_series(points: list[Point], split: str, measure: str) -> dict[str, list[Point]]:
+    """Series for fits against parameters: (paradigm, loss) -> its points at data fraction 1.0
+    holding ``measure`` on ``split``; when the points ran under several budgets, one series per
+    budget (``dense/cl @ 2.6e+13 FLOPs``), since a size curve compares sizes at equal compute."""
+    held = _holding(points, split, measure)
+    several = len({p.budget for p in held}) > 1
     out: dict[str, list[Point]] = defaultdict(list)
-    for p in points:
-        if p.fraction == 1.0 and measure in p.metrics.get(split, {}):
-            out[p.series].append(p)
+    for p in held:
+        out[f"{p.series} @ {p.budget}" if several else p.series].append(p)
     return dict(out)
+
+
+def flops_series(points: list[Point], split: str, measure: str) -> dict[str, list[Point]]:
+    """Series for fits against training FLOPs: (paradigm, loss) -> the points at data fraction 1.0
+    that say what a FLOP count buys. Under a FLOP budget every size spent the same compute, so the
+    budget contributes its best point (the compute frontier: the size that did best with it, as in
+    Kaplan et al.'s and Hoffmann et al.'s envelopes); under token or step budgets the FLOPs grow
+    with the size and every point is kept."""
+    out: dict[str, list[Point]] = defaultdict(list)
+    best: dict[tuple[str, str], Point] = {}
+    for p in _holding(points, split, measure):
+        if not is_flop_budget(p.budget):
+            out[p.series].append(p)
+        elif (p.series, p.budget) not in best or \
+                p.metrics[split][measure] > best[(p.series, p.budget)].metrics[split][measure]:
+            best[(p.series, p.budget)] = p
+    for (name, _), p in best.items():
+        out[name].append(p)
+    return {name: sorted(pts, key=lambda p: p.flops) for name, pts in out.items()}
 
 
 @dataclass
