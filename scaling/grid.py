@@ -86,14 +86,24 @@ def expand_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
     return argv
 
 
+def _spelled(value, listed: list) -> str:
+    """``value`` as the axis lists it: a composed 2.6e12 is the axis' "2.6e+12", so the point's
+    name (and folder) is the manifest's; a value the axis does not list is kept as text."""
+    for option in listed:
+        if str(option) == str(value):
+            return str(option)
+        try:
+            if float(option) == float(value):
+                return str(option)
+        except (TypeError, ValueError):
+            continue
+    return str(value)
+
+
 def point_of(axes: dict[str, list], choices: dict[str, str], select) -> dict[str, str]:
     """The point a composed config stands for: each axis' group choice, or its key's value
-    (``select(key)``), as text."""
-    out = {}
-    for key in axes:
-        value = choices.get(key) if key in choices else select(key)
-        out[key] = str(value)
-    return out
+    (``select(key)``), spelled as the axis lists it."""
+    return {key: _spelled(choices[key] if key in choices else select(key), listed) for key, listed in axes.items()}
 
 
 def write_manifest(root: str, grid_name: str, axes: dict[str, list]) -> Path:

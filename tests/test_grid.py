@@ -38,14 +38,17 @@ def test_command_lines_of_each_launcher(tmp_path):
     assert grid.expand_argv(["run.py", "-m", "loss=cl,kd"], tmp_path) == ["run.py", "-m", "loss=cl,kd"]
 
 
-def test_cpu_grid_composes_every_point():
-    axes = grid.experiment_axes("cpu_grid")
+@pytest.mark.parametrize("experiment", ["cpu_grid", "cpu_budget"])
+def test_cpu_grids_compose_every_point(experiment):
+    axes = grid.experiment_axes(experiment)
     every = grid.points(axes)
-    assert len(every) >= 24 and len(axes["size"]) >= 4
+    assert len(every) >= 24 and len(axes["size"]) >= (4 if experiment == "cpu_grid" else 2)
     for p in every:
-        cfg = parse(compose(["experiment=cpu_grid", *[f"{k}={v}" for k, v in p.items()]]))
-        assert cfg.grid.name == "cpu_grid" and cfg.paradigm.name == p["paradigm"] and cfg.loss.name == p["loss"]
-        assert cfg.trainer.global_batch == 8 and cfg.budget.flops == 2.6e13
+        cfg = parse(compose([f"experiment={experiment}", *[f"{k}={v}" for k, v in p.items()]]))
+        assert cfg.grid.name == experiment and cfg.paradigm.name == p["paradigm"] and cfg.loss.name == p["loss"]
+        assert cfg.trainer.global_batch == 8 and cfg.data.n_negatives == 3
+        assert cfg.budget.flops == float(p.get("budget.flops", 2.6e13))
+        assert list(cfg.grid.axes) == list(axes)  # the manifest's axes are the composed ones
     assert (CONF / "size" / f"{axes['size'][-1]}.yaml").exists()
 
 
@@ -66,3 +69,14 @@ def test_a_relaunched_grid_skips_its_finished_point(tiny_overrides, tmp_path):
     assert "[budget]" not in again.stdout  # no model was built
     assert grid.status(str(tmp_path / "runs"), "g", {"loss": ["cl", "kd"], "paradigm": ["dense"]}) == \
         {"done": ["cl-dense"], "running": [], "interrupted": [], "left": ["kd-dense"]}
+
+
+def test_a_composed_number_is_named_as_its_axis_spells_it():
+    """budget.flops=2.6e+12 composes to the float 2.6e12; the point keeps the axis' spelling, so its
+    folder is the one grid.json lists (and a finished point is found)."""
+    axes = {"paradigm": ["dense"], "budget.flops": ["2.6e+12", "8.2e+12"]}
+    values = {"budget.flops": 2.6e12}
+    got = grid.point_of(axes, {"paradigm": "dense"}, values.get)
+    assert got == {"paradigm": "dense", "budget.flops": "2.6e+12"} == grid.points(axes)[0]
+    assert grid.name(got) == "dense-flops2.6e+12"
+    assert grid.point_of(axes, {"paradigm": "dense"}, {"budget.flops": 5e12}.get)["budget.flops"] == "5000000000000.0"
