@@ -38,16 +38,22 @@ def test_command_lines_of_each_launcher(tmp_path):
     assert grid.expand_argv(["run.py", "-m", "loss=cl,kd"], tmp_path) == ["run.py", "-m", "loss=cl,kd"]
 
 
-@pytest.mark.parametrize("experiment", ["cpu_grid", "cpu_budget"])
+# each CPU grid: (at least this many points, at least this many sizes)
+CPU_GRIDS = {"cpu_grid": (24, 4), "cpu_budget": (24, 2), "cpu_data": (6, 1)}
+
+
+@pytest.mark.parametrize("experiment", sorted(CPU_GRIDS))
 def test_cpu_grids_compose_every_point(experiment):
     axes = grid.experiment_axes(experiment)
     every = grid.points(axes)
-    assert len(every) >= 24 and len(axes["size"]) >= (4 if experiment == "cpu_grid" else 2)
+    n_points, n_sizes = CPU_GRIDS[experiment]
+    assert len(every) >= n_points and len(axes["size"]) >= n_sizes
     for p in every:
         cfg = parse(compose([f"experiment={experiment}", *[f"{k}={v}" for k, v in p.items()]]))
         assert cfg.grid.name == experiment and cfg.paradigm.name == p["paradigm"] and cfg.loss.name == p["loss"]
         assert cfg.trainer.global_batch == 8 and cfg.data.n_negatives == 3
         assert cfg.budget.flops == float(p.get("budget.flops", 2.6e13))
+        assert cfg.data.fraction == float(p.get("data.fraction", 1.0))
         assert list(cfg.grid.axes) == list(axes)  # the manifest's axes are the composed ones
     assert (CONF / "size" / f"{axes['size'][-1]}.yaml").exists()
 
