@@ -92,7 +92,7 @@ def fit_all(series: dict[str, dict[str, list[records.Point]]], split: str, measu
             metric = [p.metrics[split][measure] for p in points]
             entry = {"series": name, "paradigm": points[0].paradigm, "loss": points[0].loss, "vs": vs,
                      "form": form, "points": [{"size": p.size, "budget": p.budget, "x": xi, "metric": m,
-                                               "seeds": p.seeds} for p, xi, m in zip(points, x, metric)]}
+                                               "seeds": p.seeds, "runs": len(p.runs)} for p, xi, m in zip(points, x, metric)]}
             budgets = {p.budget for p in points}
             if vs == "params" and len(budgets) == 1:
                 entry["budget"] = points[0].budget
@@ -145,10 +145,11 @@ def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[d
 def render(roots: list[Path], progress, problems, points, refs, split, measure, args, entries, drawn,
            notes) -> str:
     lines = [f"# Report: {', '.join(r.name for r in roots)}", ""]
-    n_runs = sum(p.seeds for p in points)
-    averaged = sum(1 for p in points if p.seeds > 1)
+    n_runs = sum(len(p.runs) for p in points)
+    averaged = sum(1 for p in points if len(p.runs) > 1)
     lines.append(f"{n_runs} result records under {', '.join(f'`{r}`' for r in roots)}, {len(points)} points"
-                 + (f"; {averaged} point(s) average several seeds (measures are means)." if averaged else "."))
+                 + (f"; {averaged} point(s) average several runs (seeds or repeats; measures are means)."
+                    if averaged else "."))
     if progress:
         lines += ["", "## Progress", ""]
     for grid in progress:

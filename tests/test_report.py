@@ -213,3 +213,33 @@ def test_several_flop_budgets_fit_the_compute_frontier(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "7 result records under" in md and "compute frontier" in md
     assert (tmp_path / "out" / "scaling_params.png").read_bytes().startswith(PNG)
+
+
+def test_one_seed_in_two_grids_is_a_repeat_not_two_seeds(tmp_path):
+    """The same point run in two grids (cpu_grid and cpu_data share one) is a repeat of one seed:
+    averaged, and the table says "1 (2 runs)"; a run with another seed makes it "2 (3 runs)"."""
+    sys.path.insert(0, str(ROOT))
+    from scaling.analysis import records, table
+    rec = fixture_record("dense-cl-smollm2-l1")
+    seed = rec["config"]["seed"]
+    for folder, value, s in (("grid_a", 0.30, seed), ("grid_b", 0.32, seed), ("seed", 0.40, seed + 1)):
+        r = json.loads(json.dumps(rec))
+        r["metrics"]["pycode/test"]["nDCG@10"] = value
+        r["config"]["seed"] = s
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "result.json").write_text(json.dumps(r))
+
+    def seeds_cell(names):
+        runs = [records.read_run(tmp_path / n / "result.json") for n in names]
+        (point,) = records.average(runs)
+        rows = [[c.strip() for c in line.strip("|").split("|")]
+                for line in table.runs_table([point], "pycode/test").splitlines()
+                if line.startswith("|") and not line.startswith("| ---")]
+        return point, rows[1][rows[0].index("seeds")]
+
+    point, cell = seeds_cell(["grid_a", "grid_b"])
+    assert (point.seeds, len(point.runs), cell) == (1, 2, "1 (2 runs)")
+    assert point.metrics["pycode/test"]["nDCG@10"] == pytest.approx(0.31)
+    point, cell = seeds_cell(["grid_a", "grid_b", "seed"])
+    assert (point.seeds, cell) == (2, "2 (3 runs)")
+    assert point.metrics["pycode/test"]["nDCG@10"] == pytest.approx(1.02 / 3)

@@ -61,7 +61,8 @@ class Run:
 
 @dataclass
 class Point:
-    """Runs of one key averaged over seeds: ``metrics``/``baseline`` hold the means."""
+    """Runs of one key averaged over seeds: ``metrics``/``baseline`` hold the means. ``seeds`` counts
+    distinct seeds; two runs with one seed (the same point in two grids) are repeats, not seeds."""
 
     paradigm: str
     loss: str
@@ -201,8 +202,8 @@ def _mean_measures(dicts: list[dict[str, dict[str, float]]]) -> dict[str, dict[s
 
 
 def average(runs: list[Run]) -> list[Point]:
-    """One point per (paradigm, loss, size, fraction, budget): seeds averaged; sorted by
-    paradigm, loss, then parameters."""
+    """One point per (paradigm, loss, size, fraction, budget): its runs averaged (over seeds, and over
+    repeats of a seed); sorted by paradigm, loss, then parameters."""
     groups: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
         groups[run.key].append(run)
@@ -215,7 +216,7 @@ def average(runs: list[Run]) -> list[Point]:
                             steps=sum(steps) / len(steps) if steps else None,
                             metrics=_mean_measures([r.metrics for r in group]),
                             baseline=_mean_measures([r.baseline for r in group]),
-                            seeds=len(group), runs=group))
+                            seeds=len({r.seed for r in group}), runs=group))
     return sorted(points, key=lambda p: (p.paradigm, p.loss, p.params, p.flops, p.fraction, p.budget))
 
 

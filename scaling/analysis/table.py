@@ -40,6 +40,11 @@ def measures_present(points: list[Point], split: str, references: dict | None = 
     return [m for m in MEASURES if m in found]
 
 
+def _seeds(p: Point) -> str:
+    """"2" for two seeds; "1 (2 runs)" for one seed run twice (measures are the runs' mean)."""
+    return str(p.seeds) if len(p.runs) == p.seeds else f"{p.seeds} ({len(p.runs)} runs)"
+
+
 def runs_table(points: list[Point], split: str, references: dict | None = None) -> str:
     """Rows: paradigm, loss, size (by non-embedding parameters); columns: params (M), steps,
     training FLOPs, the measures present, the untrained backbone's nDCG@10 and the seeds averaged.
@@ -60,7 +65,7 @@ def runs_table(points: list[Point], split: str, references: dict | None = None) 
                     + ([p.budget] if with_budget else [])
                     + [f"{p.params / 1e6:.2f}", _num(p.steps, ".0f"), _num(p.flops, ".3g")]
                     + [_num(m.get(k)) for k in measures]
-                    + [_num(p.baseline.get(split, {}).get("nDCG@10")), p.seeds])
+                    + [_num(p.baseline.get(split, {}).get("nDCG@10")), _seeds(p)])
     for system, splits in (references or {}).items():
         if split not in splits:
             continue
