@@ -71,11 +71,24 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
                     label=f"{name.split(' @ ')[0]} fit: alpha {fit.params['alpha']:.3f}")
     _references(ax, references, split, measure)
     ax.set_xscale("log")
+    xs = sorted({p.params if vs == "params" else p.flops for pts in series.values() for p in pts})
+    if 1 < len(xs) <= 8:  # a few rungs or budgets: tick each one (log minor labels would overlap)
+        ax.set_xticks(xs, [_compact(x, vs) for x in xs], fontsize=7)
+        ax.minorticks_off()
     ax.set_xlabel(X_LABELS.get(vs, vs))
     ax.set_ylabel(f"{measure} ({split})")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6, loc="best")
+    # below the axes, so that it hides no point
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+
+
+def _compact(x: float, vs: str) -> str:
+    """3540672 -> '3.5M' (parameters); 2.6e13 -> '2.6e13' (FLOPs)."""
+    if vs == "params":
+        return f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k"
+    mantissa, exponent = f"{x:.2g}".split("e") if "e" in f"{x:.2g}" else (f"{x:.2g}", "0")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _budget_value(budget: str) -> tuple:
