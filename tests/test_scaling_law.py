@@ -119,13 +119,25 @@ def test_predict_matches_the_formula():
 
 
 def test_degenerate_resamples_are_skipped_and_counted():
-    x = np.array([1e6, 1e7, 1e8])
+    x = np.array([1e6, 1e7, 1e8, 1e9])
     with pytest.warns(FitWarning) as record:
         fit = fit_power_law(x, A * x ** -ALPHA + E, form="power_floor", resamples=1000, seed=3)
-    # a resample of 3 points holds all 3 distinct ones with probability 3!/27; the rest are skipped
-    assert 700 < fit.skipped_resamples < 850
-    messages = " ".join(str(w.message) for w in record)
-    assert "resamples skipped" in messages and "interpolates" in messages
+    # a resample of 4 points holds at most 2 distinct ones with probability (4 + 6 * 14) / 4^4 = 0.34
+    assert 290 < fit.skipped_resamples < 400 and fit.resamples == 1000
+    assert "resamples skipped" in " ".join(str(w.message) for w in record)
+
+
+def test_as_many_points_as_parameters_interpolate_without_an_interval():
+    """Two sizes under one budget fit a power law exactly: every resample that fits draws the same
+    curve, so a percentile interval would look precise and mean nothing; none is given."""
+    x = np.array([1e6, 1e7])
+    with pytest.warns(FitWarning, match="interpolates.*no interval"):
+        fit = fit_power_law(x, [0.5, 0.4], resamples=1000)
+    assert fit.params["alpha"] == pytest.approx(np.log10(0.5 / 0.4))
+    assert all(np.isnan(v) for v in fit.ci["alpha"]) and (fit.resamples, fit.skipped_resamples) == (0, 0)
+    with pytest.warns(FitWarning, match="interpolates"):
+        floor = fit_power_law([1e6, 1e7, 1e8], [0.5, 0.4, 0.35], form="power_floor", resamples=1000)
+    assert all(np.isnan(v) for v in floor.ci["E"]) and floor.resamples == 0
 
 
 def test_bootstrap_is_seeded_and_serialisable():

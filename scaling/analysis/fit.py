@@ -62,7 +62,9 @@ class FitWarning(UserWarning):
 @dataclass
 class PowerLawFit:
     """One fitted series. ``params``: A (original units of x), alpha, and E for ``power_floor``;
-    ``ci``: (lo, hi) percentile 95% intervals per parameter (NaN when every resample was skipped);
+    ``ci``: (lo, hi) percentile 95% intervals per parameter (NaN when every resample was skipped,
+    or when the curve interpolates as many distinct points as it has parameters: then no resampling,
+    ``resamples`` 0);
     ``r2``: in log space; ``x_range``: (min x, max x)."""
 
     series: str
@@ -275,7 +277,7 @@ def fit_power_law(x, error, form: str = "power", series: str = "series", resampl
                      f"{MIN_RANGE:.0f}x")
     if n_distinct == len(names):
         notes.append(f"{n_distinct} distinct points for {len(names)} parameters: the curve interpolates, "
-                     "R^2 is 1 by construction and the intervals mean little")
+                     "R^2 is 1 by construction and there is no interval")
 
     scale = float(np.exp(np.mean(np.log(x))))
     u, ly = np.log(x / scale), np.log(y)
@@ -287,7 +289,10 @@ def fit_power_law(x, error, form: str = "power", series: str = "series", resampl
     if floor and theta[2] <= bounds[0][2] + 1e-6:
         notes.append("the floor E sits at its lower bound (~0): these points show no floor")
 
-    draws, skipped = _bootstrap(u, ly, floor, theta, len(names), resamples, seed, loss, f_scale, scale)
+    if n_distinct == len(names):  # every resample that fits reproduces the same curve: no spread to read
+        draws, skipped = np.empty((0, len(names))), 0
+    else:
+        draws, skipped = _bootstrap(u, ly, floor, theta, len(names), resamples, seed, loss, f_scale, scale)
     if resamples and skipped > SKIPPED_WARN * resamples:
         notes.append(f"{skipped} of {resamples} resamples skipped (fewer distinct x than parameters, "
                      "or no convergence)")
@@ -302,7 +307,7 @@ def fit_power_law(x, error, form: str = "power", series: str = "series", resampl
         warnings.warn(f"{series}: {note}", FitWarning, stacklevel=2)
     return PowerLawFit(series=series, form=form, params=_to_params(theta, scale, floor), ci=ci, r2=r2,
                        n_points=int(x.size), x_range=(float(x.min()), float(x.max())), warnings=notes,
-                       skipped_resamples=skipped, resamples=resamples, objective=loss, f_scale=f_scale)
+                       skipped_resamples=skipped, resamples=len(draws) + skipped, objective=loss, f_scale=f_scale)
 
 
 def _bootstrap(u, ly, floor, theta, n_params, resamples, seed, loss, f_scale, scale):
