@@ -51,7 +51,7 @@ def _references(ax, references: dict, split: str, measure: str) -> None:
 
 
 def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split: str, measure: str,
-                  references: dict, background: list[Point] | None, title: str) -> None:
+                  references: dict, background: list[Point] | None, title: str, legend_columns: int = 3) -> None:
     names = sorted({name.split(" @ ")[0] for name in series})  # one colour per paradigm/loss
     for name, points in sorted(series.items()):
         style = _style(names.index(name.split(" @ ")[0]))
@@ -80,7 +80,7 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     # below the axes, so that it hides no point
-    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=legend_columns, frameon=False)
 
 
 def _compact(x: float, vs: str) -> str:
@@ -116,7 +116,8 @@ def scaling_plot(series: dict[str, list[Point]], fits: dict[str, PowerLawFit | N
     axes = fig.subplots(1, len(order), squeeze=False, sharey=True)[0]
     for ax, budget in zip(axes, order):
         title = f"{measure} vs {X_LABELS.get(vs, vs)}, {split}" + (f"\nat {budget}" if budget else "")
-        _scaling_axes(ax, panels[budget], fits, vs, split, measure, references, background, title)
+        _scaling_axes(ax, panels[budget], fits, vs, split, measure, references, background, title,
+                      legend_columns=3 if len(order) == 1 else 2)  # side-by-side legends must not overlap
     return _save(fig, path)
 
 
