@@ -135,6 +135,7 @@ def test_as_many_points_as_parameters_interpolate_without_an_interval():
         fit = fit_power_law(x, [0.5, 0.4], resamples=1000)
     assert fit.params["alpha"] == pytest.approx(np.log10(0.5 / 0.4))
     assert all(np.isnan(v) for v in fit.ci["alpha"]) and (fit.resamples, fit.skipped_resamples) == (0, 0)
+    assert json.loads(json.dumps(fit.as_dict(), allow_nan=False))["ci"]["alpha"] == [None, None]
     with pytest.warns(FitWarning, match="interpolates"):
         floor = fit_power_law([1e6, 1e7, 1e8], [0.5, 0.4, 0.35], form="power_floor", resamples=1000)
     assert all(np.isnan(v) for v in floor.ci["E"]) and floor.resamples == 0

@@ -92,11 +92,18 @@ class PowerLawFit:
         return 1.0 - self.predict(x)
 
     def as_dict(self) -> dict:
-        """Plain JSON-ready values (tuples become lists, NaN stays a float)."""
+        """Plain JSON-ready values: tuples become lists, NaN (no interval, no R^2) becomes null, so
+        that strict JSON readers (jq, browsers) read fits.json."""
         out = asdict(self)
-        out["ci"] = {k: [float(lo), float(hi)] for k, (lo, hi) in self.ci.items()}
+        out["ci"] = {k: [_finite(lo), _finite(hi)] for k, (lo, hi) in self.ci.items()}
+        out["r2"] = _finite(self.r2)
         out["x_range"] = [float(v) for v in self.x_range]
         return out
+
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 def distinct(x) -> int:
