@@ -20,3 +20,6 @@ $R run_dir=runs/ablation/st_splade_full size=splade-tiny paradigm.head.skip_sink
 python recipes/evaluate.py checkpoint=runs/ablation/lexfold/checkpoint "data.eval_splits=[dev]" "baseline=[bm25,splade]" run_dir=runs/ablation/dev_best
 $R run_dir=runs/ablation/e4_noflops $BEST paradigm.terms.0.weight=0 budget.flops=4e13
 $R run_dir=runs/ablation/k4_nofold $BEST paradigm.head.fold=false budget.flops=4e13
+$R run_dir=runs/ablation/f4_bidir $BEST model.bidirectional=true budget.flops=4e13
+$R run_dir=runs/ablation/j4_noprefix $BEST paradigm.head.skip_prefix=false budget.flops=4e13
+$R run_dir=runs/ablation/i4_mntp $BEST model.bidirectional=true model.mntp.steps=300 budget.flops=4e13

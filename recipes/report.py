@@ -1,7 +1,7 @@
 """Report on a folder of finished runs: result tables, scaling-law fits and figures.
 
     python recipes/report.py runs/cpu_grid
-    python recipes/report.py runs/cpu_grid runs/cpu_budget --out docs/cpu_grid
+    python recipes/report.py runs/cpu_grid runs/cpu_budget runs/cpu_data --out docs/cpu_grid
     python recipes/report.py runs/cpu_grid --measure RR@10 --form power_floor
 
 Reads every ``result.json`` under each RUNS_DIR (recursively), averages runs that differ only in
