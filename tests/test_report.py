@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from scaling.analysis import records, table
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "report"
 SCRIPT = ROOT / "recipes" / "report.py"
@@ -218,8 +220,6 @@ def test_several_flop_budgets_fit_the_compute_frontier(tmp_path):
 def test_one_seed_in_two_grids_is_a_repeat_not_two_seeds(tmp_path):
     """The same point run in two grids (cpu_grid and cpu_data share one) is a repeat of one seed:
     averaged, and the table says "1 (2 runs)"; a run with another seed makes it "2 (3 runs)"."""
-    sys.path.insert(0, str(ROOT))
-    from scaling.analysis import records, table
     rec = fixture_record("dense-cl-smollm2-l1")
     seed = rec["config"]["seed"]
     for folder, value, s in (("grid_a", 0.30, seed), ("grid_b", 0.32, seed), ("seed", 0.40, seed + 1)):

@@ -101,7 +101,6 @@ class PowerLawFit:
         return out
 
 
-
 def _finite(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 

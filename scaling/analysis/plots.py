@@ -61,7 +61,7 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
             if rest:
                 ax.plot([p.flops for p in rest], [p.metrics[split][measure] for p in rest], linestyle="none",
                         markersize=4, alpha=0.3, color=style["color"], marker=style["marker"])
-        x = np.array([p.params if vs == "params" else p.flops for p in points])
+        x = np.array([_x(p, vs) for p in points])
         y = np.array([p.metrics[split][measure] for p in points])
         ax.plot(x, y, linestyle="none", markersize=6, label=name.split(" @ ")[0], **style)
         fit = fits.get(name)
@@ -71,7 +71,7 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
                     label=f"{name.split(' @ ')[0]} fit: alpha {fit.params['alpha']:.3f}")
     _references(ax, references, split, measure)
     ax.set_xscale("log")
-    xs = sorted({p.params if vs == "params" else p.flops for pts in series.values() for p in pts})
+    xs = sorted({_x(p, vs) for pts in series.values() for p in pts})
     if 1 < len(xs) <= 8:  # a few rungs or budgets: tick each one (log minor labels would overlap)
         ax.set_xticks(xs, [_compact(x, vs) for x in xs], fontsize=7)
         ax.minorticks_off()
@@ -83,12 +83,16 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=legend_columns, frameon=False)
 
 
+def _x(p: Point, vs: str) -> float:
+    return p.params if vs == "params" else p.flops
+
+
 def _compact(x: float, vs: str) -> str:
-    """3540672 -> '3.5M' (parameters); 2.6e13 -> '2.6e13' (FLOPs)."""
+    """3540672 -> '3.54M' (parameters); 2.6e13 -> '2.6e13' (FLOPs)."""
     if vs == "params":
         return f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k"
-    mantissa, exponent = f"{x:.2g}".split("e") if "e" in f"{x:.2g}" else (f"{x:.2g}", "0")
-    return f"{mantissa}e{int(exponent)}"
+    mantissa, _, exponent = f"{x:.2g}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent else mantissa
 
 
 def _budget_value(budget: str) -> tuple:
