@@ -330,14 +330,25 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
+    """Where per-step metrics go (``logger=`` group; scaling/tracking.py): csv (Lightning's
+    CSVLogger, RUN_DIR/logs/metrics.csv), wandb (one W&B run per grid point), or none."""
+
     name: str = "csv"
-    """csv (Lightning CSVLogger in the run dir), wandb, or none."""
     project: str = "scaling"
-    mode: str = "offline"
+    entity: str | None = None
+    """W&B entity (team or user); null: the account's default. Ignored inside a sweep."""
+    group: str | None = None
+    """W&B group outside a grid (a grid's runs are grouped by the grid's name)."""
+    tags: list[str] = field(default_factory=list)
+    mode: str = "auto"
+    """W&B mode: auto (online only when credentials are present: WANDB_API_KEY or a netrc entry),
+    online, offline (RUN_DIR/wandb/offline-run-*, ``wandb sync`` later) or disabled. WANDB_MODE wins."""
 
     def __post_init__(self):
         check(self.name in ("csv", "wandb", "none"), "logger.name",
                f"must be csv, wandb or none, got {self.name!r}")
+        check(self.mode in ("auto", "online", "offline", "disabled"), "logger.mode",
+              f"must be auto, online, offline or disabled, got {self.mode!r}")
 
 
 @dataclass

@@ -87,14 +87,16 @@ def run(cfg: RunConfig) -> dict:
         corpora.require_splits(dataset, [cfg.eval.curve_split], "eval.curve_split")
     run_dir = rundir.prepare(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite)
     marker = grid.mark_running(run_dir) if launch.is_leader() else None
+    from scaling import tracking
     try:
-        return _run(cfg, run_dir, dataset, data_dir, teacher_scores, pools, t0)
+        with tracking.open_tracker(cfg, run_dir) as tracker:
+            return _run(cfg, run_dir, dataset, data_dir, teacher_scores, pools, t0, tracker)
     finally:
         if marker is not None:
             marker.unlink(missing_ok=True)
 
 
-def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools, t0: float) -> dict:
+def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools, t0: float, tracker) -> dict:
     import torch
 
     from scaling import checkpoint, prepare, training
@@ -117,6 +119,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
     module = RetrieverModule(backbone.body, head, loss, cfg.trainer.lr, cfg.trainer.warmup_ratio,
                              cfg.trainer.weight_decay, plan.max_steps)
     references, untrained = {}, {}
+    tracker.plan(plan.as_dict())
     if leader:
         write_json_atomic(run_dir / "budget.json", plan.as_dict())
         references = systems.references(cfg, dataset, data_dir, splits)
@@ -131,8 +134,12 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
             m, backbone.tokenizer, cfg, dataset, [cfg.eval.curve_split], progress=False), plan.flops_per_step))
     t_train = time.time()
     with rundir.handed_down(run_dir):                                                 # fit
-        rank, world = training.fit(cfg, module, dm, plan, run_dir, [ledger, *callbacks])
+        rank, world, preempted = training.fit(cfg, module, dm, plan, run_dir, [ledger, *callbacks], tracker.logger)
     t_train = time.time() - t_train
+    if preempted:  # the requeued job resumes from the checkpoint just saved and evaluates
+        tracker.preempted = True
+        print(f"[run] preempted at step {ledger.steps}: requeued; {run_dir} resumes there", flush=True)
+        return {}
     ckpt = run_dir / "checkpoint"
     if rank == 0:                                                                     # save
         checkpoint.save(ckpt, module, cfg)
@@ -159,8 +166,9 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
               "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),
                            "total": round(time.time() - t0, 1)}}
     write_json_atomic(run_dir / "result.json", result)
-    print(format_table(systems.columns(references, untrained, **{f"trained ({ledger.steps} steps)": metrics})),
-          flush=True)
+    columns = systems.columns(references, untrained, **{f"trained ({ledger.steps} steps)": metrics})
+    tracker.result(result, columns)
+    print(format_table(columns), flush=True)
     print(f"[run] wrote {run_dir / 'result.json'} ({result['timing_s']['total']:.0f} s)", flush=True)
     return result
 

@@ -48,8 +48,10 @@ def launched_by_rank(env=os.environ) -> bool:
 
 def is_leader(env=os.environ) -> bool:
     """True for the process that does a launch's once-only work: no rank variable says otherwise
-    (RANK under torchrun; LOCAL_RANK/NODE_RANK in the ranks Lightning's launcher starts)."""
-    return all(int(env.get(name) or 0) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    (RANK under torchrun; LOCAL_RANK/NODE_RANK in the ranks Lightning's launcher starts;
+    SLURM_PROCID in the tasks of a multi-task srun, which Lightning's SLURM environment trains)."""
+    names = ("RANK", "LOCAL_RANK", "NODE_RANK") + (("SLURM_PROCID",) if int(env.get("SLURM_NTASKS") or 1) > 1 else ())
+    return all(int(env.get(name) or 0) == 0 for name in names)
 
 
 def launch_name(env=os.environ) -> str | None:

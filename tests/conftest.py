@@ -27,6 +27,28 @@ def compose(overrides=(), config_name="config"):
         return OmegaConf.to_container(conf, resolve=True)
 
 
+def compose_run(args):
+    """What recipes/run.py makes of its command-line arguments (no -m): the grid's expansion
+    (grid.index), Hydra's composition, the grid point bound from the chosen options, the typed
+    config. For checking the exact command lines a launcher or sweep agent runs."""
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from scaling import cli, grid
+    from scaling.config import parse
+    cli.register()
+    overrides = grid.expand_argv(["run.py", *args])[1:]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        conf = hcompose(config_name="config", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(conf)
+        cli.bind_grid(conf)
+        with open_dict(conf):
+            del conf["hydra"]
+        return parse(OmegaConf.to_container(conf, resolve=True))
+
+
 @pytest.fixture(scope="session")
 def pycode_dir(tmp_path_factory):
     """The built-in corpus, built once per session into a temporary cache."""

@@ -1,0 +1,67 @@
+"""Resumable training state on disk: checkpoints written atomically, and the one to resume from.
+
+Every Lightning checkpoint of a run (``ckpt/last.ckpt``, the periodic ones, the requeue
+checkpoint ``hpc_ckpt_N.ckpt`` that Lightning's SLURM handler writes in the run folder) goes
+through ``AtomicCheckpointIO``: torch.save into ``<name>.tmp-<pid>`` beside it, fsync, then a
+rename, so a kill mid-write leaves the previous checkpoint whole and never a truncated one under
+the real name. ``resume_path`` picks the newest checkpoint that opens as a complete torch zip
+archive (a truncated file has no central directory) and says why it skips any other.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save to a temporary file in the same folder, fsync, rename over the target."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        import torch
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def complete(path: Path) -> bool:
+    """True when ``path`` is a whole torch checkpoint archive (its zip directory reads)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.endswith("data.pkl") for name in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def candidates(run_dir: Path) -> list[Path]:
+    """Resumable checkpoints of a run: ckpt/*.ckpt and the requeue checkpoints hpc_ckpt_*.ckpt."""
+    run_dir = Path(run_dir)
+    return sorted([*(run_dir / "ckpt").glob("*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")])
+
+
+def resume_path(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint (by modification time), or None to start afresh. Leftover
+    temporary files of an interrupted save are removed; incomplete checkpoints are skipped, loudly."""
+    run_dir = Path(run_dir)
+    for tmp in [*(run_dir / "ckpt").glob("*.ckpt.tmp-*"), *run_dir.glob("hpc_ckpt_*.ckpt.tmp-*")]:
+        tmp.unlink(missing_ok=True)
+    good = []
+    for path in candidates(run_dir):
+        if complete(path):
+            good.append(path)
+        else:
+            print(f"[train] skipping {path}: not a complete checkpoint (interrupted write?)", flush=True)
+    return max(good, key=lambda p: (p.stat().st_mtime_ns, p.name)) if good else None
