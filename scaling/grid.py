@@ -166,3 +166,27 @@ def mark_running(folder: Path) -> Path:
     marker = Path(folder) / RUNNING
     write_json_atomic(marker, {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
     return marker
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m scaling.grid EXPERIMENT [ROOT]``: the grid's points (index, folder, state) and
+    the Slurm array range that covers them."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.exit("usage: python -m scaling.grid EXPERIMENT [GRID_ROOT]")
+    axes = experiment_axes(args[0])
+    if not axes:
+        sys.exit(f"error: recipes/conf/experiment/{args[0]}.yaml has no grid.axes")
+    root = args[1] if len(args) > 1 else "runs"
+    state = status(root, args[0], axes)
+    where = {n: s for s, names in state.items() for n in names}
+    every = points(axes)
+    for i, p in enumerate(every):
+        print(f"{i:4d}  {name(p):<48} {where[name(p)]}")
+    print(describe_status(args[0], state))
+    print(f"--array=0-{len(every) - 1}")
+
+
+if __name__ == "__main__":
+    main()
