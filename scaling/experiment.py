@@ -74,7 +74,13 @@ def run(cfg: RunConfig) -> dict:
         done = Path(cfg.run_dir) / "result.json"
         if done.exists() and not cfg.overwrite:
             print(f"[grid] {grid.name(cfg.grid.point)} is finished ({done}); skipping", flush=True)
-            return json.loads(done.read_text())
+            result = json.loads(done.read_text())
+            if cfg.logger.name == "wandb":  # e.g. a sweep over points another launcher ran: log them
+                from scaling import tracking
+                with tracking.open_tracker(cfg, Path(cfg.run_dir)) as tracker:
+                    tracker.plan(result["budget"]["plan"])
+                    tracker.result(result, tracking.result_columns(result))
+            return result
     t0 = time.time()
     from scaling import prepare
     from scaling.data import corpora

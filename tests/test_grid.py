@@ -86,3 +86,12 @@ def test_a_composed_number_is_named_as_its_axis_spells_it():
     assert got == {"paradigm": "dense", "budget.flops": "2.6e+12"} == grid.points(axes)[0]
     assert grid.name(got) == "dense-flops2.6e+12"
     assert grid.point_of(axes, {"paradigm": "dense"}, {"budget.flops": 5e12}.get)["budget.flops"] == "5000000000000.0"
+
+
+def test_grid_listing_gives_every_point_and_the_array_range(tmp_path, capsys):
+    (tmp_path / "cpu_budget" / "dense-cl-smollm2-l1-flops2.6e+12").mkdir(parents=True)
+    grid.main(["cpu_budget", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "--array=0-23" and "0 of 24 done" in lines[-2] and "1 interrupted" in lines[-2]
+    assert lines[0].split() == ["0", "dense-cl-smollm2-l1-flops2.6e+12", "interrupted"]
+    assert lines[23].split() == ["23", "sparse-cl+kd-smollm2-l4-flops8.2e+12", "left"]

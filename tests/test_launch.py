@@ -61,6 +61,10 @@ def test_run_folder_is_fixed_once_per_launch(tmp_path, monkeypatch):
 def test_leader_and_launch_names_from_the_environment():
     assert launch.is_leader({}) and launch.is_leader({"RANK": "0", "LOCAL_RANK": "0"})
     assert not launch.is_leader({"LOCAL_RANK": "1"}) and not launch.is_leader({"NODE_RANK": "1", "LOCAL_RANK": "0"})
+    # the tasks of a multi-task srun (Lightning's SLURM environment): SLURM_PROCID is the rank
+    assert not launch.is_leader({"SLURM_NTASKS": "4", "SLURM_PROCID": "2"})
+    assert launch.is_leader({"SLURM_NTASKS": "4", "SLURM_PROCID": "0"})
+    assert launch.is_leader({"SLURM_NTASKS": "1", "SLURM_PROCID": "0", "SLURM_ARRAY_TASK_ID": "5"})
     assert launch.launch_name({"TORCHELASTIC_RUN_ID": "none"}) is None
     assert launch.launch_name({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_STEP_ID": "0"}) == "slurm-7-0"
     assert launch.launch_name({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"}) is None

@@ -37,9 +37,14 @@ def wandb_records(path):
             yield record
 
 
-def read_offline_run(run_dir):
-    """(run record, config, history rows, summary, exit code) of the one offline run in run_dir."""
-    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+def read_offline_run(run_dir, which=None):
+    """(run record, config, history rows, summary, exit code) of the one offline run in run_dir
+    (or of the ``which``-th, in time order, when there are several)."""
+    found = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    if which is None:
+        (path,) = found
+    else:
+        path = found[which]
     config, history, summary, exit_code, head = {}, [], {}, None, None
 
     def key(item):
@@ -122,3 +127,19 @@ def test_mode_names_and_ids(tmp_path):
     cfg = compose_run(["experiment=cpu_budget", "grid.index=5"])
     assert tracking.run_name(cfg) == "dense-kd-smollm2-l1-flops8.2e+12"
     assert tracking.run_id(tmp_path / "a") == tracking.run_id(tmp_path / "x" / ".." / "a") != tracking.run_id(tmp_path)
+
+
+def test_a_skipped_finished_point_logs_its_result_to_wandb(tiny_overrides, tmp_path, monkeypatch):
+    """A sweep over points another launcher already ran: each agent run logs the finished result."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = [o for o in tiny_overrides if not o.startswith("logger=")]
+    args = overrides + ["logger=wandb", "budget.steps=1", "eval.untrained=false", "grid.name=g",
+                        f"grid.root={tmp_path / 'runs'}", "grid.axes={paradigm:[dense]}"]
+    cfg = compose_run(args)
+    first = run(cfg)
+    again = run(compose_run(args))
+    assert again == first
+    head, config, _, summary, exit_code = read_offline_run(tmp_path / "runs" / "g" / "dense", which=-1)
+    assert head.display_name == "dense" and head.run_group == "g" and exit_code == 0
+    assert config["budget_plan"] == first["budget"]["plan"]
+    assert summary["small/test/nDCG@10"] == pytest.approx(first["metrics"]["small/test"]["nDCG@10"])
