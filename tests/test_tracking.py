@@ -70,7 +70,7 @@ def test_offline_wandb_run_holds_config_plan_steps_and_final_table(tiny_override
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))  # no credentials: offline by itself
     overrides = [o for o in tiny_overrides if not o.startswith("logger=")]
-    cfg = parse(compose(overrides + ["logger=wandb", "trainer.log_every=1", "eval.untrained=false",
+    cfg = parse(compose(overrides + ["logger=wandb", "eval.untrained=false",
                                      f"run_dir={tmp_path / 'run'}"]))
     result = run(cfg)
     head, config, history, summary, exit_code = read_offline_run(tmp_path / "run")
