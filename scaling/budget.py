@@ -155,7 +155,8 @@ class Plan:
     """Weights in the body's matmuls (what the FLOP formula counts)."""
     params_trainable: int
     recompute_flops_per_step: float
-    """Gradient-checkpoint recompute (one more forward of the body): reported, not charged."""
+    """Gradient-checkpoint recompute (one more forward of the body) and, under gradient caching,
+    the re-encoding of every chunk (one more forward of body and head): reported, not charged."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -180,13 +181,15 @@ class Plan:
 def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, batch: Batch | int,
          lora_r: int | None, lora_targets=(), head_extra_per_token: float | Callable[[int], float] = 0.0,
          budget_flops: float | None = None, steps: int | None = None, budget_tokens: float | None = None,
-         counts: Counts | None = None, recompute: bool = False, allow_empty: bool = False) -> Plan:
+         counts: Counts | None = None, recompute: bool = False, allow_empty: bool = False,
+         grad_cache: bool = False) -> Plan:
     """Steps for a FLOP or token budget (or FLOPs for fixed steps): max_steps = floor(budget / per step).
     ``batch``: a resolved Batch, or a global batch on one device. ``head_extra_per_token``: the
     head's forward FLOPs per token, a number or a function of the text's length (a lexical sparse
     head projects onto the text's own tokens). ``counts``: the body's parameters as instantiated
     (without them the matmul weights stand in for the non-embedding count). A budget that buys no
-    step raises ValueError, unless ``allow_empty`` (a dry run reports 0 steps)."""
+    step raises ValueError, unless ``allow_empty`` (a dry run reports 0 steps). ``grad_cache``:
+    every chunk is encoded twice (without, then with a graph), one more forward per step."""
     if sum(x is not None for x in (budget_flops, steps, budget_tokens)) != 1:
         raise ValueError("give exactly one of budget_flops, budget_tokens and steps")
     if isinstance(batch, int):
@@ -201,6 +204,8 @@ def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, batch: Batch
                + d_tok * forward_flops_per_token(arch, doc_len, extra(doc_len)))
     recompute_per_step = (q_tok * forward_flops_per_token(arch, query_len)
                           + d_tok * forward_flops_per_token(arch, doc_len)) if recompute else 0.0
+    if grad_cache:
+        recompute_per_step += forward
     mode = "flops" if budget_flops is not None else "tokens" if budget_tokens is not None else "steps"
     if mode == "flops":
         steps = math.floor(budget_flops / per_step)
@@ -227,14 +232,17 @@ def plan_run(cfg, arch: Arch, counts: Counts | None = None,
     from ``cfg``. A budget that buys no step, or a batch that does not divide, is a ConfigError."""
     from scaling.schema import ConfigError
     lora, t, b = cfg.model.lora, cfg.trainer, cfg.budget
+    # gradient caching bounds memory by the chunk, so a device takes its whole share in one micro-batch
+    cap = t.global_batch if t.grad_cache_chunk and t.global_batch else t.batch_size
     try:
-        batch = resolve_batch(t.batch_size, t.accumulate, t.global_batch, world_size)
+        batch = resolve_batch(cap, t.accumulate, t.global_batch, world_size)
     except ValueError as e:
         raise ConfigError("trainer.global_batch" if t.global_batch else "trainer.batch_size", str(e)) from None
     try:
         return plan(arch, cfg.data.query_len, cfg.data.doc_len, 1 + cfg.data.n_negatives, batch,
                     lora.r if lora.enabled else None, lora.targets, head_extra_per_token,
                     budget_flops=b.flops, steps=b.steps, budget_tokens=b.tokens, counts=counts,
-                    recompute=cfg.model.gradient_checkpointing, allow_empty=allow_empty)
+                    recompute=cfg.model.gradient_checkpointing, allow_empty=allow_empty,
+                    grad_cache=bool(t.grad_cache_chunk))
     except ValueError as e:
         raise ConfigError("budget", str(e)) from None

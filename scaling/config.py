@@ -307,6 +307,14 @@ class TrainerConfig:
     takes global_batch / W per step, in forwards of at most ``batch_size`` (the rest accumulated),
     so the plan and the steps do not change with W. Null: the per-device batch is fixed and the
     global one is batch_size x accumulate x W."""
+    grad_cache_chunk: int | None = None
+    """Gradient caching (Gao et al., GradCache): encode each micro-batch's queries and documents in
+    chunks of this many rows without keeping their graphs, compute the loss and its gradients with
+    respect to the representations on the whole batch, then re-encode each chunk (with the random
+    state of its first pass, so dropout repeats) and back-propagate the cached gradients. Memory is
+    bounded by one chunk instead of the batch, so with ``global_batch`` a device takes its whole
+    share in one micro-batch (``batch_size`` no longer caps it); the re-encoding costs one more
+    forward per step, reported under the budget's ``not_charged``. Null: off."""
     num_nodes: int = 1
     lr: float = 1.0e-3
     warmup_ratio: float = 0.1
@@ -324,6 +332,8 @@ class TrainerConfig:
         check(self.accumulate > 0, "trainer.accumulate", "must be positive")
         check(self.global_batch is None or self.global_batch > 0, "trainer.global_batch", "must be positive or null")
         check(self.num_nodes > 0, "trainer.num_nodes", "must be positive")
+        check(self.grad_cache_chunk is None or self.grad_cache_chunk > 0, "trainer.grad_cache_chunk",
+              "must be positive or null")
         check(self.lr > 0, "trainer.lr", "must be positive")
         check(0 <= self.warmup_ratio < 1, "trainer.warmup_ratio", "must be in [0, 1)")
 

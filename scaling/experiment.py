@@ -123,7 +123,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
     plan = make_plan(cfg, backbone.hf_config)
     print(plan.describe(), flush=True)
     module = RetrieverModule(backbone.body, head, loss, cfg.trainer.lr, cfg.trainer.warmup_ratio,
-                             cfg.trainer.weight_decay, plan.max_steps)
+                             cfg.trainer.weight_decay, plan.max_steps, cfg.trainer.grad_cache_chunk)
     references, untrained = {}, {}
     tracker.plan(plan.as_dict())
     if leader:

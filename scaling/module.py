@@ -10,18 +10,21 @@ import lightning as L
 import torch
 
 from scaling.distributed import gather_with_grad
+from scaling.gradcache import encode_chunked
 from scaling.losses.base import LossInputs, WeightedLoss
 
 
 class RetrieverModule(L.LightningModule):
     def __init__(self, body, head, loss: WeightedLoss | None = None, lr: float = 3e-4,
-                 warmup_ratio: float = 0.1, weight_decay: float = 0.0, max_steps: int = 1):
+                 warmup_ratio: float = 0.1, weight_decay: float = 0.0, max_steps: int = 1,
+                 grad_cache_chunk: int | None = None):
         """``loss`` and the optimiser settings matter only for training; ``RetrieverModule(body,
-        head)`` is an encoder (scaling.checkpoint.inference_model)."""
+        head)`` is an encoder (scaling.checkpoint.inference_model). ``grad_cache_chunk``: encode
+        training batches in chunks of that many rows by gradient caching (scaling/gradcache.py)."""
         super().__init__()
         self.body, self.head, self.loss = body, head, loss
         self.lr, self.warmup_ratio, self.weight_decay = lr, warmup_ratio, weight_decay
-        self.max_steps = max_steps
+        self.max_steps, self.grad_cache_chunk = max_steps, grad_cache_chunk
         self.strict_loading = False  # checkpoints hold trained weights only, see on_save_checkpoint
 
     def encode(self, tokens: dict) -> torch.Tensor:
@@ -31,8 +34,8 @@ class RetrieverModule(L.LightningModule):
         return self.head(hidden, mask, ids, tokens.get("content_mask"))
 
     def step_inputs(self, batch, teacher=None) -> LossInputs:
-        q = self.encode(batch["q"])  # (B, D)
-        d = self.encode(batch["d"])  # (B*G, D)
+        q = encode_chunked(self.encode, batch["q"], self.grad_cache_chunk)  # (B, D)
+        d = encode_chunked(self.encode, batch["d"], self.grad_cache_chunk)  # (B*G, D)
         group = d.shape[0] // q.shape[0]
         q_all, q_off = gather_with_grad(q)
         d_all, d_off = gather_with_grad(d)

@@ -23,7 +23,7 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
-    from scaling import preemption, trainstate
+    from scaling import preemption, strategies, trainstate
     from scaling.data.resume import DataPosition
     from scaling.schema import ConfigError
     t, ckpt_dir = cfg.trainer, run_dir / "ckpt"
@@ -33,7 +33,8 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
                  ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=t.checkpoint_every,
                                  save_last=True, save_top_k=0, save_weights_only=False),
                  TQDMProgressBar(refresh_rate=1)]
-    trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+    trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
+                        strategy=strategies.build(t.strategy, module),
                         precision=t.precision, max_steps=plan.max_steps, max_epochs=-1,
                         accumulate_grad_batches=plan.accumulate, gradient_clip_val=t.grad_clip,
                         log_every_n_steps=t.log_every, logger=logger, callbacks=callbacks,

@@ -1,4 +1,5 @@
-"""Cross-device negatives: a 2-process gloo DDP step equals one process with the whole batch.
+"""Cross-device negatives: a 2-process gloo DDP step equals one process with the whole batch,
+with and without gradient caching (each rank encoding its rows one at a time without graphs).
 
 Each rank encodes half the queries and documents; documents and queries are all-gathered with
 gradients (scaling.distributed), so each query still sees every document of the global batch.
@@ -36,9 +37,10 @@ class ToyBody(nn.Module):
 class StepLoss(nn.Module):
     """What Lightning's training_step computes, as a plain module DDP can wrap."""
 
-    def __init__(self):
+    def __init__(self, grad_cache_chunk=None):
         super().__init__()
-        self.m = RetrieverModule(ToyBody(), DenseHead("mean", normalize=True), build_loss(TERMS))
+        self.m = RetrieverModule(ToyBody(), DenseHead("mean", normalize=True), build_loss(TERMS),
+                                 grad_cache_chunk=grad_cache_chunk)
 
     def forward(self, batch):
         return self.m.loss(self.m.step_inputs(batch))[0]
@@ -53,10 +55,10 @@ def _batch(lo, hi, G=2):
             "d": {"input_ids": d[lo * G:hi * G], "attention_mask": ones(d[lo * G:hi * G])}}
 
 
-def _worker(rank, world, init_file, out_dir):
+def _worker(rank, world, init_file, out_dir, chunk):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=120))
-    model = nn.parallel.DistributedDataParallel(StepLoss())
+    model = nn.parallel.DistributedDataParallel(StepLoss(chunk))
     loss = model(_batch(rank * 2, rank * 2 + 2))
     loss.backward()
     grads = {k: p.grad for k, p in model.module.named_parameters()}
@@ -69,8 +71,9 @@ def _worker(rank, world, init_file, out_dir):
 
 
 @pytest.mark.slow
-def test_two_process_gloo_step_matches_single_process(tmp_path):
-    ctx = mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2,
+@pytest.mark.parametrize("chunk", [None, 1], ids=["plain", "grad-cache"])
+def test_two_process_gloo_step_matches_single_process(chunk, tmp_path):
+    ctx = mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path), chunk), nprocs=2,
                              join=False, start_method="spawn")
     deadline = time.monotonic() + 300
     while not ctx.join(timeout=5):  # raises if a rank failed
