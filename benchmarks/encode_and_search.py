@@ -21,20 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def compose(overrides):
-    from hydra import compose as hcompose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from scaling import cli
-    from scaling.config import parse
-    cli.register()
-    with initialize_config_dir(config_dir=str(ROOT / "recipes" / "conf"), version_base="1.3"):
-        return parse(OmegaConf.to_container(hcompose("config", overrides=overrides), resolve=True))
+from common import compose  # noqa: E402
 
 
 def encoder(cfg):

@@ -130,7 +130,7 @@ def load_causal_lm(cfg: ModelConfig, size, cache_dir):
     """(the whole causal LM, its tokenizer): the random tiny preset, or local/converted/hub weights."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
     dtype = _DTYPES[cfg.dtype]
-    if size.source == "random" and cfg.path is None:
+    if (size.source == "random" or (cfg.random_init and size.source == "hf")) and cfg.path is None:
         tok = llama3_tokenizer()
         hf_cfg = LlamaConfig(**size.arch.hf_kwargs(), rope_theta=size.rope_theta,
                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,

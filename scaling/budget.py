@@ -182,14 +182,15 @@ def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, batch: Batch
          lora_r: int | None, lora_targets=(), head_extra_per_token: float | Callable[[int], float] = 0.0,
          budget_flops: float | None = None, steps: int | None = None, budget_tokens: float | None = None,
          counts: Counts | None = None, recompute: bool = False, allow_empty: bool = False,
-         grad_cache: bool = False) -> Plan:
+         grad_cache: bool = False, head_recompute: bool = False) -> Plan:
     """Steps for a FLOP or token budget (or FLOPs for fixed steps): max_steps = floor(budget / per step).
     ``batch``: a resolved Batch, or a global batch on one device. ``head_extra_per_token``: the
     head's forward FLOPs per token, a number or a function of the text's length (a lexical sparse
     head projects onto the text's own tokens). ``counts``: the body's parameters as instantiated
     (without them the matmul weights stand in for the non-embedding count). A budget that buys no
     step raises ValueError, unless ``allow_empty`` (a dry run reports 0 steps). ``grad_cache``:
-    every chunk is encoded twice (without, then with a graph), one more forward per step."""
+    every chunk is encoded twice (without, then with a graph), one more forward per step.
+    ``head_recompute``: the head's forward runs again in the backward (a checkpointed head)."""
     if sum(x is not None for x in (budget_flops, steps, budget_tokens)) != 1:
         raise ValueError("give exactly one of budget_flops, budget_tokens and steps")
     if isinstance(batch, int):
@@ -206,6 +207,8 @@ def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, batch: Batch
                           + d_tok * forward_flops_per_token(arch, doc_len)) if recompute else 0.0
     if grad_cache:
         recompute_per_step += forward
+    elif head_recompute:  # (gradient caching re-runs the head already)
+        recompute_per_step += q_tok * extra(query_len) + d_tok * extra(doc_len)
     mode = "flops" if budget_flops is not None else "tokens" if budget_tokens is not None else "steps"
     if mode == "flops":
         steps = math.floor(budget_flops / per_step)
@@ -226,7 +229,7 @@ def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, batch: Batch
 
 def plan_run(cfg, arch: Arch, counts: Counts | None = None,
              head_extra_per_token: float | Callable[[int], float] = 0.0, world_size: int = 1,
-             allow_empty: bool = False) -> Plan:
+             allow_empty: bool = False, head_recompute: bool = False) -> Plan:
     """The plan of a run configuration on ``world_size`` devices: ``arch`` and ``counts`` from
     the backbone's HF config (cut to model.num_layers), lengths, group size, batch, LoRA and budget
     from ``cfg``. A budget that buys no step, or a batch that does not divide, is a ConfigError."""
@@ -243,6 +246,6 @@ def plan_run(cfg, arch: Arch, counts: Counts | None = None,
                     lora.r if lora.enabled else None, lora.targets, head_extra_per_token,
                     budget_flops=b.flops, steps=b.steps, budget_tokens=b.tokens, counts=counts,
                     recompute=cfg.model.gradient_checkpointing, allow_empty=allow_empty,
-                    grad_cache=bool(t.grad_cache_chunk))
+                    grad_cache=bool(t.grad_cache_chunk), head_recompute=head_recompute)
     except ValueError as e:
         raise ConfigError("budget", str(e)) from None

@@ -88,6 +88,9 @@ class ModelConfig:
     (scaling/sizes.py)."""
     download: bool = False
     """Allow fetching ``hf_id`` from the HF hub (online machines only)."""
+    random_init: bool = False
+    """Build a Llama-3 preset (tiny, 1b, 3b, 8b) from its architecture with random weights instead
+    of loading any: for throughput and memory benchmarks, never for results."""
     num_layers: int | None = None
     """Keep only the first N transformer layers (the CPU ladder); null keeps all."""
     lora: LoraConfig = field(default_factory=LoraConfig)

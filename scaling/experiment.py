@@ -41,11 +41,11 @@ def make_plan(cfg: RunConfig, hf_config=None, allow_empty: bool = False):
     weights) and the head's planned FLOPs, on the world size the Trainer will run."""
     from scaling import backbone, sizes
     from scaling.budget import plan_run
-    from scaling.heads import head_flops
+    from scaling.heads import head_flops, head_recomputes
     source = sizes.get(cfg.model.name).source
     arch, counts = backbone.describe(hf_config or backbone.read_hf_config(cfg.model, cfg.cache_dir), source)
     extra = head_flops(cfg.paradigm.head, arch.hidden, arch.vocab, transform=source == "mlm")
-    return plan_run(cfg, arch, counts, extra, world_size(cfg), allow_empty)
+    return plan_run(cfg, arch, counts, extra, world_size(cfg), allow_empty, head_recomputes(cfg.paradigm.head))
 
 
 def dry_run(cfg: RunConfig) -> dict:

@@ -85,6 +85,12 @@ class Head(nn.Module, ABC):
         0 for pooling. ``transform``: the LM head has a hidden x hidden transform (masked LMs)."""
         return lambda seq_len: 0.0
 
+    @classmethod
+    def recomputes(cls, cfg: HeadConfig) -> bool:
+        """True when training re-runs the head's forward in the backward (to keep memory bounded):
+        the plan reports that forward as recompute, not charged."""
+        return False
+
     def postprocess(self, reps: torch.Tensor, role: str) -> torch.Tensor:
         """Encode-time transform of (B, dim) representations; role is "query" or "doc"."""
         return reps
@@ -99,6 +105,10 @@ def head_flops(cfg: HeadConfig, hidden: int, vocab: int, transform: bool = False
     if cfg.name not in HEADS:
         raise KeyError(f"unknown head {cfg.name!r}; known: {', '.join(HEADS)}")
     return HEADS[cfg.name].planned_flops(cfg, hidden, vocab, transform)
+
+
+def head_recomputes(cfg: HeadConfig) -> bool:
+    return HEADS[cfg.name].recomputes(cfg)
 
 
 def build_head(cfg: HeadConfig, backbone) -> Head:

@@ -5,7 +5,11 @@ text's real tokens, without the prefix and the attention sink when asked), where
 (hidden) x scale (hidden_size^-0.25 when ``scale_logits``, as Zeng et al.). The max is taken
 over raw logits first (log1p(relu) is monotone, so the result is the same with one fewer
 (B, L, V) tensor), chunk by chunk over the sequence so 128k vocabularies fit: only one
-(B, chunk, V) block lives at a time. The output is a non-negative vector over the vocabulary,
+(B, chunk, V) block lives at a time. In training each block is computed under non-reentrant
+checkpoint, so its logits are not kept for the backward either (autograd would otherwise hold
+every block, the whole (B, L, V), for the max's gradient): the backward recomputes one block at
+a time, and the plan reports that forward as recompute. ``benchmarks/sparse_head_memory.py``
+measures the peak. The output is a non-negative vector over the vocabulary,
 or over the folded vocabulary (``fold``: each folded term takes the max over its ids).
 
 ``lexical`` keeps only the text's own tokens: only their logits are computed (the LM head's rows
@@ -78,13 +82,21 @@ class SparseHead(Head):
             return [f"[{i}]" for i in range(self.vocab_size)]
         return token_names(self.tokenizer, self.vocab_size)
 
+    def _block_max(self, hidden, pad):
+        """(B, c, H) positions, (B, c, 1) padding -> (B, V) max logit over the block's positions."""
+        logits = self.lm_head(hidden)  # (B, c, V); scaled and masked in place: one block, not three
+        return logits.mul_(self.scale).masked_fill_(pad, float("-inf")).amax(dim=1)
+
     def _max_logits(self, hidden, mask):
-        """(B, V) max over pooled positions of every vocabulary logit, in sequence chunks."""
+        """(B, V) max over pooled positions of every vocabulary logit, in sequence chunks (each
+        recomputed in the backward when training, so no (B, c, V) block outlives its chunk)."""
+        from torch.utils.checkpoint import checkpoint
         best = None
+        train = torch.is_grad_enabled() and hidden.requires_grad
         for s in range(0, hidden.shape[1], self.chunk):
-            logits = self.lm_head(hidden[:, s:s + self.chunk]) * self.scale  # (B, c, V)
-            pad = (mask[:, s:s + self.chunk] == 0).unsqueeze(-1)  # (B, c, 1)
-            block = logits.masked_fill(pad, float("-inf")).amax(dim=1)  # (B, V)
+            h, pad = hidden[:, s:s + self.chunk], (mask[:, s:s + self.chunk] == 0).unsqueeze(-1)  # (B, c, H), (B, c, 1)
+            block = (checkpoint(self._block_max, h, pad, use_reentrant=False) if train
+                     else self._block_max(h, pad))  # (B, V)
             best = block if best is None else torch.maximum(best, block)
         return best[:, : self.vocab_size]
 
@@ -128,6 +140,10 @@ class SparseHead(Head):
         onto the whole vocabulary, or in ``lexical`` mode onto the ``seq_len`` tokens of the text."""
         return lambda seq_len: (2.0 * hidden ** 2 if transform else 0.0) + 2.0 * hidden * (
             seq_len if cfg.lexical else vocab)
+
+    @classmethod
+    def recomputes(cls, cfg) -> bool:
+        return not cfg.lexical  # the vocabulary projection is checkpointed per block
 
     def batch_stats(self, q, d):
         """Mean non-zeros per query/document, the batch FLOPS (sum_v P(q_v>0) P(d_v>0)), the mean
