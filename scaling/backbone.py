@@ -130,6 +130,10 @@ def load_causal_lm(cfg: ModelConfig, size, cache_dir):
     """(the whole causal LM, its tokenizer): the random tiny preset, or local/converted/hub weights."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
     dtype = _DTYPES[cfg.dtype]
+    if cfg.random_init and size.source not in ("random", "hf"):
+        from scaling.schema import ConfigError
+        raise ConfigError("model.random_init", f"only the Llama-3 presets (tiny, 1b, 3b, 8b) build from their "
+                          f"architecture; {cfg.name!r} loads its own weights")
     if (size.source == "random" or (cfg.random_init and size.source == "hf")) and cfg.path is None:
         tok = llama3_tokenizer()
         hf_cfg = LlamaConfig(**size.arch.hf_kwargs(), rope_theta=size.rope_theta,
