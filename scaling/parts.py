@@ -78,7 +78,9 @@ class SparseHeadConfig(HeadConfig):
     lower-cased (``Ġabstract``, ``abstract``, ``Abstract``) become one term, weighted by the max
     over its ids. The index and the scores use the folded terms."""
     chunk: int = 32
-    """Sequence positions per LM-head block (memory for 128k vocabularies)."""
+    """Sequence positions per LM-head block: at most one (batch, chunk, vocabulary) block of logits
+    lives at a time, in training too (each block is recomputed in the backward), so the head's
+    peak memory scales with it (benchmarks/sparse_head_memory.py)."""
     query_top_k: int | None = None
     """Keep the top-k query weights at encode time (null keeps all)."""
     doc_top_k: int | None = None
