@@ -96,7 +96,7 @@ def main() -> None:
     for r in rows:
         same = abs(r["grad_norm"] - kept["grad_norm"]) <= 1e-5 * kept["grad_norm"]
         print(f"{r['variant']:<14}{r['chunk']:>6}{r['peak_MB']:>10,.0f}{r['step_s']:>9.2f}"
-              f"{r['peak_MB'] / kept['peak_MB']:>13.3f}{r['step_s'] / kept['step_s']:>13.2f}  {same}")
+              f"{r['peak_MB'] / max(kept['peak_MB'], 1e-9):>13.3f}{r['step_s'] / kept['step_s']:>13.2f}  {same}")
 
 
 if __name__ == "__main__":

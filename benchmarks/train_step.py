@@ -163,8 +163,8 @@ def main() -> None:
         print(f"{labels[k]:<28}{r['step_s']:>9.3f}{r['tokens_per_s']:>10,.0f}{r['peak_MB']:>10,.0f}"
               + (f"{mfu:>8.1%}" if dev != "cpu" else ""))
     print(f"Lightning / plain step time: {light['step_s'] / plain['step_s']:.3f} (target <= 1.05)")
-    print(f"grad cache / full: step time {cache['step_s'] / plain['step_s']:.3f}, "
-          f"peak memory {cache['peak_MB'] / plain['peak_MB']:.3f}")
+    peak = f"{cache['peak_MB'] / plain['peak_MB']:.3f}" if plain["peak_MB"] > 0 else "n/a (no growth measured)"
+    print(f"grad cache / full: step time {cache['step_s'] / plain['step_s']:.3f}, peak memory {peak}")
 
 
 if __name__ == "__main__":
