@@ -30,14 +30,13 @@ import signal
 from lightning.pytorch.callbacks import Callback
 
 
-def requeue_owner(env=os.environ) -> str | None:
-    """"submitit" inside a submitit Slurm job, "lightning" in any other Slurm job Lightning
-    detects (srun/sbatch, not an interactive shell), else None."""
-    if env.get("SUBMITIT_EXECUTOR") == "slurm":
+def requeue_owner() -> str | None:
+    """"submitit" inside a submitit Slurm job, "lightning" in any other Slurm job Lightning's
+    SLURM environment detects (srun/sbatch, not an interactive shell), else None."""
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
         return "submitit"
-    if "SLURM_NTASKS" in env and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
-        return "lightning"
-    return None
+    return "lightning" if SLURMEnvironment.detect() else None
 
 
 def plugins(owner: str | None) -> list:
@@ -64,10 +63,10 @@ class Preempted(Exception):
 class Preemption(Callback):
     """Defer the requeue owner's signal handler to the next optimiser-step boundary."""
 
-    def __init__(self, owner: str | None, save_last=None):
-        """``save_last(trainer)`` writes ckpt/last.ckpt before submitit's handler runs (Lightning's
-        own handler saves its requeue checkpoint itself)."""
-        self.owner, self.save_last = owner, save_last
+    def __init__(self, owner: str | None, last=None):
+        """``last``: where the checkpoint is saved before submitit's handler runs (ckpt/last.ckpt;
+        Lightning's own handler saves its requeue checkpoint itself)."""
+        self.owner, self.last = owner, last
         self.pending = False
         self.preempted = False
         self._handler = None
@@ -97,8 +96,8 @@ class Preemption(Callback):
         sig, handler = self._handler
         self.preempted, self.pending = True, False
         print(f"[preempt] step {trainer.global_step}: handing over to {self.owner}'s requeue", flush=True)
-        if self.owner == "submitit" and self.save_last is not None:
-            self.save_last(trainer)
+        if self.owner == "submitit" and self.last is not None:
+            trainer.save_checkpoint(str(self.last))
         handler(sig, None)  # Lightning: hpc_ckpt_N.ckpt + scontrol requeue; submitit: resubmit + exit
         raise Preempted(f"requeued at step {trainer.global_step}")
 

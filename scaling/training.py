@@ -28,7 +28,7 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
     from scaling.schema import ConfigError
     t, ckpt_dir = cfg.trainer, run_dir / "ckpt"
     owner = preemption.requeue_owner()
-    preempt = preemption.Preemption(owner, lambda tr: tr.save_checkpoint(str(ckpt_dir / "last.ckpt")))
+    preempt = preemption.Preemption(owner, ckpt_dir / "last.ckpt")
     callbacks = [*extra_callbacks, DataPosition(datamodule.sampler), preempt,
                  ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=t.checkpoint_every,
                                  save_last=True, save_top_k=0, save_weights_only=False),

@@ -2,9 +2,9 @@
 
 Every Lightning checkpoint of a run (``ckpt/last.ckpt``, the periodic ones, the requeue
 checkpoint ``hpc_ckpt_N.ckpt`` that Lightning's SLURM handler writes in the run folder) goes
-through ``AtomicCheckpointIO``: torch.save into ``<name>.tmp-<pid>`` beside it, fsync, then a
-rename, so a kill mid-write leaves the previous checkpoint whole and never a truncated one under
-the real name. ``resume_path`` picks the newest checkpoint that opens as a complete torch zip
+through ``AtomicCheckpointIO``: ``scaling.io.write_atomic`` (a hidden temporary sibling, then a
+rename) with an fsync before the rename, so a kill mid-write leaves the previous checkpoint whole
+and never a truncated one under the real name. ``resume_path`` picks the newest checkpoint that opens as a complete torch zip
 archive (a truncated file has no central directory) and says why it skips any other.
 """
 
@@ -18,23 +18,20 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temporary file in the same folder, fsync, rename over the target."""
+    """torch.save through scaling.io.write_atomic, synced to disk before the rename."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         import torch
+
+        from scaling.io import write_atomic
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+
+        def write(f):
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        write_atomic(Path(path), write, binary=True)
 
 
 def complete(path: Path) -> bool:
@@ -56,7 +53,7 @@ def resume_path(run_dir: Path) -> Path | None:
     """The newest complete checkpoint (by modification time), or None to start afresh. Leftover
     temporary files of an interrupted save are removed; incomplete checkpoints are skipped, loudly."""
     run_dir = Path(run_dir)
-    for tmp in [*(run_dir / "ckpt").glob("*.ckpt.tmp-*"), *run_dir.glob("hpc_ckpt_*.ckpt.tmp-*")]:
+    for tmp in [*(run_dir / "ckpt").glob(".*.ckpt.*"), *run_dir.glob(".hpc_ckpt_*.ckpt.*")]:  # write_atomic's
         tmp.unlink(missing_ok=True)
     good = []
     for path in candidates(run_dir):

@@ -77,7 +77,7 @@ def test_sigusr1_mid_step_saves_requeues_and_resumes_to_the_same_weights(common,
     assert hpc["global_step"] == 3
     cb = {k.split("{")[0]: v for k, v in hpc["callbacks"].items()}
     assert cb["DataPosition"]["batches"] == 6 and cb["FlopLedger"]["steps"] == 3
-    assert not list((tmp_path / "r").rglob("*.tmp-*"))
+    assert not list((tmp_path / "r").rglob(".*ckpt*"))  # no temporary checkpoint left behind
     assert signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None)  # handlers restored after fit
 
     # the requeued task: same command, resumes from the requeue checkpoint and finishes
@@ -137,26 +137,32 @@ def test_checkpoints_are_written_atomically_and_a_truncated_one_is_skipped(tmp_p
         io.save_checkpoint({"global_step": 2}, target)
     monkeypatch.undo()
     assert torch.load(target, weights_only=False)["global_step"] == 1  # the previous one, whole
-    assert not list(target.parent.glob("*.tmp-*"))
+    assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]  # no temporary file left
 
     # a newer but truncated checkpoint (written by something else) is skipped, loudly
     newer = tmp_path / "hpc_ckpt_1.ckpt"
     newer.write_bytes(target.read_bytes()[:40])
     os.utime(newer, ns=(target.stat().st_mtime_ns + 10**9,) * 2)
-    (tmp_path / "ckpt" / "last.ckpt.tmp-99").write_bytes(b"left over")
+    (tmp_path / "ckpt" / ".last.ckpt.k3j9x_").write_bytes(b"left over")  # a killed write_atomic's
     assert not trainstate.complete(newer)
     assert trainstate.resume_path(tmp_path) == target
-    assert not (tmp_path / "ckpt" / "last.ckpt.tmp-99").exists()
+    assert not (tmp_path / "ckpt" / ".last.ckpt.k3j9x_").exists()
     io.save_checkpoint({"global_step": 3}, newer)
     assert trainstate.resume_path(tmp_path) == newer
     assert trainstate.resume_path(tmp_path / "empty") is None
 
 
-def test_requeue_owner_per_path():
-    assert preemption.requeue_owner({}) is None
-    assert preemption.requeue_owner({"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "bash"}) is None  # salloc shell
-    assert preemption.requeue_owner({"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "grid"}) == "lightning"
-    assert preemption.requeue_owner({"SLURM_NTASKS": "1", "SUBMITIT_EXECUTOR": "slurm"}) == "submitit"
+def test_requeue_owner_per_path(monkeypatch):
+    def owner(env):
+        for k in ("SLURM_NTASKS", "SLURM_JOB_NAME", "SUBMITIT_EXECUTOR"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        return preemption.requeue_owner()
+    assert owner({}) is None
+    assert owner({"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "bash"}) is None  # salloc shell
+    assert owner({"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "grid"}) == "lightning"
+    assert owner({"SLURM_NTASKS": "1", "SUBMITIT_EXECUTOR": "slurm"}) == "submitit"
     (lightning,) = preemption.plugins("lightning")
     (submitit,) = preemption.plugins("submitit")
     assert lightning.auto_requeue and lightning.requeue_signal == signal.SIGUSR1 and not submitit.auto_requeue
