@@ -21,7 +21,7 @@ import json
 import time
 from pathlib import Path
 
-from scaling import grid, launch, rundir
+from scaling import grid, launch, rundir, tracking
 from scaling.config import EvaluateConfig, RunConfig, to_dict
 from scaling.io import write_json_atomic
 
@@ -57,8 +57,9 @@ def dry_run(cfg: RunConfig) -> dict:
     if plan.max_steps == 0:
         print(f"[dry_run] this budget buys no step: one step costs {plan.flops_per_step:.3e} FLOPs "
               f"({plan.tokens_per_step} tokens)", flush=True)
-    print(json.dumps(plan.as_dict()), flush=True)
-    return plan.as_dict()
+    out = plan.as_dict()
+    print(json.dumps(out), flush=True)
+    return out
 
 
 def run(cfg: RunConfig) -> dict:
@@ -76,10 +77,10 @@ def run(cfg: RunConfig) -> dict:
             print(f"[grid] {grid.name(cfg.grid.point)} is finished ({done}); skipping", flush=True)
             result = json.loads(done.read_text())
             if cfg.logger.name == "wandb":  # e.g. a sweep over points another launcher ran: log them
-                from scaling import tracking
+                from scaling.evaluation import systems
                 with tracking.open_tracker(cfg, Path(cfg.run_dir)) as tracker:
                     tracker.plan(result["budget"]["plan"])
-                    tracker.result(result, tracking.result_columns(result))
+                    tracker.result(result, systems.result_columns(result))
             return result
     t0 = time.time()
     from scaling import prepare
@@ -93,7 +94,6 @@ def run(cfg: RunConfig) -> dict:
         corpora.require_splits(dataset, [cfg.eval.curve_split], "eval.curve_split")
     run_dir = rundir.prepare(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite)
     marker = grid.mark_running(run_dir) if launch.is_leader() else None
-    from scaling import tracking
     try:
         with tracking.open_tracker(cfg, run_dir) as tracker:
             return _run(cfg, run_dir, dataset, data_dir, teacher_scores, pools, t0, tracker)
@@ -125,9 +125,10 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
     module = RetrieverModule(backbone.body, head, loss, cfg.trainer.lr, cfg.trainer.warmup_ratio,
                              cfg.trainer.weight_decay, plan.max_steps, cfg.trainer.grad_cache_chunk)
     references, untrained = {}, {}
-    tracker.plan(plan.as_dict())
+    planned = plan.as_dict()
+    tracker.plan(planned)
     if leader:
-        write_json_atomic(run_dir / "budget.json", plan.as_dict())
+        write_json_atomic(run_dir / "budget.json", planned)
         references = systems.references(cfg, dataset, data_dir, splits)
         if cfg.eval.untrained:
             untrained = systems.metrics("untrained", cfg, dataset, data_dir, splits, (module, backbone.tokenizer))
@@ -160,7 +161,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
         print(f"[run] trained {ckpt}; evaluate the remaining shards with `python recipes/evaluate.py "
               f"checkpoint={ckpt} run_dir={run_dir} eval.shard=...`", flush=True)
         return {}
-    budget = {"plan": plan.as_dict(), "realised": ledger.summary(),
+    budget = {"plan": planned, "realised": ledger.summary(),
               "not_charged": {"recompute_flops": plan.recompute_flops_per_step * ledger.steps,
                               "mntp_steps": cfg.model.mntp.steps,
                               "teacher_scoring": prepare.teacher_scoring(cfg, teacher_scores)}}
@@ -172,7 +173,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
               "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),
                            "total": round(time.time() - t0, 1)}}
     write_json_atomic(run_dir / "result.json", result)
-    columns = systems.columns(references, untrained, **{f"trained ({ledger.steps} steps)": metrics})
+    columns = systems.result_columns(result)
     tracker.result(result, columns)
     print(format_table(columns), flush=True)
     print(f"[run] wrote {run_dir / 'result.json'} ({result['timing_s']['total']:.0f} s)", flush=True)

@@ -89,13 +89,6 @@ class Tracker:
         pass
 
 
-def result_columns(result: dict) -> dict:
-    """A finished result.json's systems as table columns (references, untrained, trained)."""
-    steps = result["budget"]["realised"]["steps"]
-    return {**result.get("reference_metrics", {}), **({"untrained": result["baseline_metrics"]}
-            if result.get("baseline_metrics") else {}), f"trained ({steps} steps)": result["metrics"]}
-
-
 def table_rows(columns: dict) -> tuple[list[str], list[list]]:
     """{system: {dataset/split: {measure: value}}} -> (column names, rows) of one long table."""
     rows = [[system, key, measure, float(value)]

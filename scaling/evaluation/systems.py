@@ -146,3 +146,9 @@ def columns(references: dict, untrained: dict | None, **more: dict) -> dict:
     if untrained:
         out[SYSTEMS["untrained"].label] = untrained
     return {**out, **more}
+
+
+def result_columns(result: dict) -> dict:
+    """A result record's table columns: its references, the untrained backbone, the trained model."""
+    trained = f"trained ({result['budget']['realised']['steps']} steps)"
+    return columns(result["reference_metrics"], result["baseline_metrics"], **{trained: result["metrics"]})
