@@ -26,3 +26,17 @@ def compose(overrides):
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children_peak_rss_mb() -> float:
+    """The peak resident memory of this process's largest finished child (a JVM, say)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def print_table(rows: list[dict], columns: list[tuple]) -> None:
+    """Print ``rows`` as right-aligned columns; each column is (title, key or function of the
+    row, format spec), and its width fits the title and every value."""
+    cells = [[format(key(r) if callable(key) else r[key], spec) for _, key, spec in columns] for r in rows]
+    widths = [max([len(title)] + [len(c[i]) for c in cells]) + 2 for i, (title, _, _) in enumerate(columns)]
+    for line in [[title for title, _, _ in columns]] + cells:
+        print("".join(f"{v:>{w}}" for v, w in zip(line, widths)))

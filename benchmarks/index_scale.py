@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,14 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import peak_rss_mb  # noqa: E402
+from common import children_peak_rss_mb, peak_rss_mb, print_table  # noqa: E402
 
 VOCAB, BLOCK = 128256, 20000
 MSMARCO = 8_841_823
-
-
-def children_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def sparse_rows(rng, n, lo, hi, order):
@@ -83,7 +78,7 @@ def sparse_size(n: int, queries: int, seed: int = 0) -> dict:
         _, stats = exporter.search(q, [f"q{i}" for i in range(queries)], 1000)
     return {"docs": n, "build_s": built["build_s"], "index_MB": built["index_MB"],
             "d_nonzero": built["d_nonzero"], "peak_MB": peak_rss_mb() - before,
-            "jvm_peak_MB": children_peak_mb(), **{k: stats[k] for k in ("p50_ms", "p95_ms", "QPS")}}
+            "jvm_peak_MB": children_peak_rss_mb(), **{k: stats[k] for k in ("p50_ms", "p95_ms", "QPS")}}
 
 
 def dense_vectors(rng, n, dim, basis, centres):
@@ -148,6 +143,11 @@ def dense_size(n: int, dim: int, queries: int, pq_m: int, kind: str, seed: int =
     return rows
 
 
+def per_doc(row: dict) -> float:
+    """Index bytes per document."""
+    return row["index_MB"] * 1e6 / row["docs"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000,1000000", help="sparse corpus sizes")
@@ -155,7 +155,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--pq-m", type=int, default=256, help="IVF-PQ sub-quantisers (bytes per vector)")
     ap.add_argument("--queries", type=int, default=100)
-    ap.add_argument("--one", help=argparse.SUPPRESS)  # a child's own size: sparse:N or dense:N
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # a child's own run: sparse:N, dense-flat:N, dense-ivfpq:N
     a = ap.parse_args()
     if a.one:
         kind, n = a.one.split(":")
@@ -173,12 +173,10 @@ def main() -> None:
     sparse = [child("sparse", int(n)) for n in a.sizes.split(",") if n]
     if sparse:
         print(f"sparse (Lucene impact), {VOCAB:,}-term vocabulary, {a.queries} queries, top 1000")
-        print(f"{'docs':>10}{'nnz/doc':>9}{'build s':>9}{'index MB':>10}{'B/doc':>7}{'py peak MB':>11}"
-              f"{'JVM peak MB':>12}{'p50 ms':>8}{'p95 ms':>8}{'QPS':>7}")
-        for r in sparse:
-            print(f"{r['docs']:>10,}{r['d_nonzero']:>9.0f}{r['build_s']:>9.1f}{r['index_MB']:>10,.0f}"
-                  f"{r['index_MB'] * 1e6 / r['docs']:>7.0f}{r['peak_MB']:>11,.0f}{r['jvm_peak_MB']:>12,.0f}"
-                  f"{r['p50_ms']:>8.1f}{r['p95_ms']:>8.1f}{r['QPS']:>7.1f}")
+        print_table(sparse, [("docs", "docs", ","), ("nnz/doc", "d_nonzero", ".0f"), ("build s", "build_s", ".1f"),
+                             ("index MB", "index_MB", ",.0f"), ("B/doc", per_doc, ".0f"),
+                             ("py peak MB", "peak_MB", ",.0f"), ("JVM peak MB", "jvm_peak_MB", ",.0f"),
+                             ("p50 ms", "p50_ms", ".1f"), ("p95 ms", "p95_ms", ".1f"), ("QPS", "QPS", ".1f")])
         big = sparse[-1]
         print(f"extrapolated to {MSMARCO:,} passages (linear in docs): index {big['index_MB'] / big['docs'] * MSMARCO / 1e3:,.1f} GB, "
               f"build {big['build_s'] / big['docs'] * MSMARCO / 3600:.1f} h on these cores; "
@@ -188,12 +186,10 @@ def main() -> None:
                   for r in child(f"dense-{kind}", int(n))]
     if dense_rows:
         print(f"\ndense (FAISS), dim {a.dim}, {a.queries} queries, top 1000; IVF-PQ {a.pq_m} x 8-bit codes")
-        print(f"{'docs':>10}{'index/nprobe':>13}{'build s':>9}{'index MB':>10}{'B/doc':>7}{'peak MB':>9}{'p50 ms':>8}"
-              f"{'QPS batch':>10}{'R@1000 vs exact':>16}")
-        for r in dense_rows:
-            print(f"{r['docs']:>10,}{r['kind']:>13}{r['build_s']:>9.1f}{r['index_MB']:>10,.0f}"
-                  f"{r['index_MB'] * 1e6 / r['docs']:>7.0f}{r['peak_MB']:>9,.0f}{r['p50_ms']:>8.1f}"
-                  f"{r['QPS_batch']:>10.1f}{r['recall@1000']:>16.3f}")
+        print_table(dense_rows, [("docs", "docs", ","), ("index/nprobe", "kind", ""), ("build s", "build_s", ".1f"),
+                                 ("index MB", "index_MB", ",.0f"), ("B/doc", per_doc, ".0f"),
+                                 ("peak MB", "peak_MB", ",.0f"), ("p50 ms", "p50_ms", ".1f"),
+                                 ("QPS batch", "QPS_batch", ".1f"), ("R@1000 vs exact", "recall@1000", ".3f")])
         flat = 4 * a.dim * MSMARCO / 1e9
         print(f"at {MSMARCO:,} passages: flat float32 {flat:,.0f} GB (x{4096 / a.dim:g} at 4096-d: "
               f"{flat * 4096 / a.dim:,.0f} GB); IVF-PQ {a.pq_m} B codes + 8 B ids: "

@@ -46,8 +46,9 @@ def units(model: nn.Module, policy) -> dict[str, list[str]]:
     wrapped = {name for name, m in model.named_modules() if name and policy(m, False, 0)}
     out: dict[str, list[str]] = {}
     for pname, _ in model.named_parameters():
-        parts = pname.split(".")[:-1]
-        owner = next((".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in wrapped), "")
+        owner = pname.rpartition(".")[0]  # the parameter's module, then its ancestors
+        while owner and owner not in wrapped:
+            owner = owner.rpartition(".")[0]
         out.setdefault(owner, []).append(pname)
     return out
 
