@@ -3,6 +3,7 @@ ledger, and the final metrics table; names come from the grid point; credentials
 
 import json
 import struct
+import time
 
 import pytest
 
@@ -28,6 +29,8 @@ def wandb_records(path):
         if length == 0 and kind == 0:  # zero padding to the block's end
             pos += left
             continue
+        if pos + 7 + length > len(data):  # a record still being written
+            break
         buf += data[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
@@ -37,14 +40,24 @@ def wandb_records(path):
             yield record
 
 
-def read_offline_run(run_dir, which=None):
+def read_offline_run(run_dir, which=None, wait_s=30.0):
     """(run record, config, history rows, summary, exit code) of the one offline run in run_dir
-    (or of the ``which``-th, in time order, when there are several)."""
-    found = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
-    if which is None:
-        (path,) = found
-    else:
-        path = found[which]
+    (or of the ``which``-th, in time order, when there are several). wandb's service process may
+    still be writing the file when ``finish()`` returns, so read until its exit record is there."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+        if which is None:
+            (path,) = found
+        else:
+            path = found[which]
+        parsed = _parse(path)
+        if parsed[4] is not None or time.monotonic() > deadline:
+            return parsed
+        time.sleep(0.2)
+
+
+def _parse(path):
     config, history, summary, exit_code, head = {}, [], {}, None, None
 
     def key(item):
