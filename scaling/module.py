@@ -61,11 +61,6 @@ class RetrieverModule(L.LightningModule):
         keep = {k for k, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
-    def on_train_epoch_start(self):
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and hasattr(dm, "train_set"):
-            dm.train_set.epoch = self.current_epoch
-
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)

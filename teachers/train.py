@@ -26,21 +26,23 @@ from teachers.crossencoder import encode_pairs, load, logits_to_scores
 
 
 class PairGroups(Dataset):
-    """(query text, [positive, n negatives] texts) per training query, seeded by (seed, index)."""
+    """(query text, [positive, n negatives] texts) per training query, seeded by (seed, epoch, index)."""
 
     def __init__(self, data, groups: dict[str, dict], n_negatives: int, depth: int, seed: int = 0):
         self.items = [(q, g["positives"], g["negatives"][:depth]) for q, g in groups.items()
                       if g["positives"] and len(g["negatives"][:depth]) >= n_negatives]
         if not self.items:
             raise ValueError(f"no training group has a positive and {n_negatives} BM25 negatives")
-        self.data, self.n, self.seed, self.epoch = data, n_negatives, seed, 0
+        self.data, self.n, self.seed = data, n_negatives, seed
 
     def __len__(self):
         return len(self.items)
 
-    def __getitem__(self, i):
+    def __getitem__(self, key):
+        """``(epoch, index)`` from EpochSampler (scaling/data/resume.py), or an index (epoch 0)."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
         qid, pos, negs = self.items[i]
-        rng = random.Random(f"{self.seed}/{self.epoch}/{i}")
+        rng = random.Random(f"{self.seed}/{epoch}/{i}")
         docs = [rng.choice(pos)] + rng.sample(negs, self.n)
         return self.data.queries[qid], [self.data.corpus[d] for d in docs]
 
@@ -88,9 +90,9 @@ def train_teacher(data, groups: dict[str, dict], cfg, out_dir: Path, depth: int,
     t = cfg.train
     module = CrossEncoderModule(model.train(), tokenizer, cfg.max_len, t.lr, t.warmup_ratio, t.steps)
     groups_ds = PairGroups(data, groups, t.n_negatives, depth, seed)
-    sampler = EpochSampler(len(groups_ds), t.batch_size, seed, groups_ds)
+    sampler = EpochSampler(len(groups_ds), t.batch_size, seed)
     loader = DataLoader(groups_ds, batch_size=t.batch_size, sampler=sampler, drop_last=True,
-                        collate_fn=module.collate)
+                        collate_fn=module.collate, generator=torch.Generator().manual_seed(seed))
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     ckpt_dir = out_dir / "ckpt"
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=t.steps, max_epochs=-1,

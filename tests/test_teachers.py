@@ -75,7 +75,7 @@ def _half_checkpoint(data, groups, cfg, out):
     module = CrossEncoderModule(model.train(), tok, cfg.max_len, t.lr, t.warmup_ratio, t.steps)
     from scaling.data.resume import DataPosition, EpochSampler
     ds = PairGroups(data, groups, t.n_negatives, 10, 0)
-    sampler = EpochSampler(len(ds), t.batch_size, 0, ds)
+    sampler = EpochSampler(len(ds), t.batch_size, 0)
     loader = DataLoader(ds, batch_size=t.batch_size, sampler=sampler, drop_last=True, collate_fn=module.collate)
     trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, gradient_clip_val=1.0,

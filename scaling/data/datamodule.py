@@ -7,7 +7,8 @@ carries its teacher scores, positive first. A group whose positive is unscored, 
 holds fewer than ``n_negatives`` negatives, fails with the count and examples, or is dropped
 (and counted) with ``data.missing_teacher=drop``.
 
-Sampling is seeded by (seed, epoch, index), so a resumed run sees the same groups.
+Sampling is seeded by (seed, epoch, index), the sampler handing each item its epoch, so a run
+resumed at any step of any epoch sees the groups the unbroken run saw (scaling/data/resume.py).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class TrainGroups(Dataset):
             items = self._with_pool(items, pools, n_negatives, missing, source)
         if not items:
             raise ValueError(f"dataset {data.name!r} split {split!r} has no usable training group")
-        self.items, self.data, self.n_negatives, self.seed, self.epoch = items, data, n_negatives, seed, 0
+        self.items, self.data, self.n_negatives, self.seed = items, data, n_negatives, seed
         self.doc_ids = list(data.corpus)
 
     def _with_pool(self, items, pools, n, missing, source):
@@ -78,9 +79,11 @@ class TrainGroups(Dataset):
     def __len__(self):
         return len(self.items)
 
-    def __getitem__(self, i):
+    def __getitem__(self, key):
+        """``(epoch, index)`` (what EpochSampler yields), or an index (epoch 0)."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
         item = self.items[i]
-        rng = random.Random(f"{self.seed}/{self.epoch}/{i}")
+        rng = random.Random(f"{self.seed}/{epoch}/{i}")
         pos = rng.choice(item[1])
         if len(item) == 3:  # a candidate pool: teacher-scored or BM25
             group = [pos] + rng.sample(item[2], self.n_negatives)
@@ -130,4 +133,5 @@ class GroupDataModule(L.LightningDataModule):
     def train_dataloader(self):
         """Whole batches in a (seed, epoch) order; resumable mid-epoch with ``DataPosition``."""
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.sampler,
-                          drop_last=True, collate_fn=self.collate, num_workers=self.num_workers)
+                          drop_last=True, collate_fn=self.collate, num_workers=self.num_workers,
+                          generator=torch.Generator().manual_seed(self.seed))  # not the global generator
