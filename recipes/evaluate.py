@@ -16,10 +16,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scaling import signals  # noqa: E402
+
+signals.own()  # from this line on, a Slurm warning signal requeues the task (scaling/signals.py)
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 from scaling import cli  # noqa: E402
 from scaling.config import EvaluateConfig  # noqa: E402

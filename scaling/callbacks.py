@@ -1,4 +1,4 @@
-"""Training callbacks beyond Lightning's own: the FLOP ledger and the learning curve.
+"""Training callbacks beyond Lightning's own: the FLOP ledger, the learning curve, log flushing.
 
 ``FlopLedger`` charges the plan's FLOPs per optimiser step, counts the tokens the batches really
 held (padding left out) against the planned ones, logs both every step as ``ledger/*``, stops
@@ -7,6 +7,9 @@ resumed run continues its books. ``summary()`` is what ``result.json["budget"]["
 
 ``LearningCurve`` evaluates the model on ``eval.curve_split`` every ``eval.every_n_steps`` steps
 (leader only, in a temporary folder: nothing but the metrics is kept), for data-efficiency curves.
+
+``FlushLogs`` makes the loggers write what they hold whenever a checkpoint is saved, so a run
+killed after a checkpoint has every step up to it on disk (the resumed run logs the rest).
 """
 
 from __future__ import annotations
@@ -88,3 +91,9 @@ class LearningCurve(Callback):
 
     def load_state_dict(self, state):
         self.points, self.last = list(state["points"]), state["last"]
+
+
+class FlushLogs(Callback):
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        for logger in trainer.loggers:
+            logger.save()

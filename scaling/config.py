@@ -328,7 +328,8 @@ class TrainerConfig:
     log_every: int = 5
     num_workers: int = 0
     threads: int | None = None
-    """torch CPU threads; null leaves torch's default."""
+    """torch CPU threads; null: the task's CPUs inside a Slurm job (SLURM_CPUS_PER_TASK), else
+    torch's default (every core of the machine, which tasks sharing a node would oversubscribe)."""
 
     def __post_init__(self):
         check(self.batch_size > 0, "trainer.batch_size", "must be positive")
@@ -437,7 +438,7 @@ class GridConfig:
 
     name: str | None = None
     """The grid's name: its runs go to ``<root>/<name>/<point>`` and a finished point is skipped."""
-    axes: dict[str, list[str]] = field(default_factory=dict)
+    axes: dict[str, list[Any]] = field(default_factory=dict)
     index: int | None = None
     """Run only point ``index`` (a Slurm array task, a sweep agent); null: whatever the command
     line chose (``-m`` expands the whole grid)."""
@@ -488,6 +489,15 @@ class RunConfig:
     def terms(self) -> list[TermConfig]:
         """Every loss term of the run: the loss group's, then the paradigm's."""
         return list(self.loss.terms) + list(self.paradigm.terms)
+
+
+RESUME_MAY_CHANGE = ("logger", "trainer.threads", "trainer.num_workers", "trainer.log_every",
+                     "trainer.checkpoint_every", "eval.wait_s", "eval.device", "eval.batch_size", "eval.shard",
+                     "eval.baselines", "eval.untrained", "grid.index", "run_dir", "overwrite", "dry_run")
+"""What a rerun into an unfinished run folder may set differently and still resume it
+(scaling/rundir.py): where and how fast it runs, what it logs and which reference systems the
+table shows (evaluated afresh by the finishing attempt). Every other key shapes training or its
+outputs: a difference there is refused, naming the keys."""
 
 
 @dataclass

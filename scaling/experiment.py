@@ -18,6 +18,7 @@ training each rank encodes its share of the corpus and rank 0 evaluates.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -83,6 +84,13 @@ def run(cfg: RunConfig) -> dict:
                     tracker.result(result, systems.result_columns(result))
             return result
     t0 = time.time()
+    from scaling import signals
+    from scaling.cli import USER_ERRORS
+    signals.own()  # a Slurm warning from here on requeues (scaling/signals.py)
+    leader = launch.is_leader()
+    # a folder holding another configuration's unfinished run is refused before any work
+    run_dir = rundir.claim(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite,
+                           record=to_dict(cfg) if leader else None)
     from scaling import prepare
     from scaling.data import corpora
     teacher_scores, pools = prepare.training_inputs(cfg)  # inputs and splits fail before any model loads
@@ -92,14 +100,18 @@ def run(cfg: RunConfig) -> dict:
     corpora.require_splits(dataset, [cfg.data.train_split], "data.train_split")
     if cfg.eval.every_n_steps:
         corpora.require_splits(dataset, [cfg.eval.curve_split], "eval.curve_split")
-    run_dir = rundir.prepare(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite)
-    marker = grid.mark_running(run_dir) if launch.is_leader() else None
+    rundir.prepare(run_dir, "", cfg.overwrite, record=to_dict(cfg) if leader else None)  # replaced if asked
+    marker = grid.mark_running(run_dir) if leader else None
     try:
         with tracking.open_tracker(cfg, run_dir) as tracker:
             return _run(cfg, run_dir, dataset, data_dir, teacher_scores, pools, t0, tracker)
+    except BaseException as e:  # a requeue (Preempted, or submitit's exit) needs no hint: the task comes back
+        if leader and not isinstance(e, USER_ERRORS) and not signals.requeued():
+            print(rundir.resume_hint(run_dir, e), flush=True)
+        raise
     finally:
         if marker is not None:
-            marker.unlink(missing_ok=True)
+            marker.stop()
 
 
 def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools, t0: float, tracker) -> dict:
@@ -114,8 +126,9 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
     print(f"[run] {run_dir}", flush=True)
     if leader:
         write_json_atomic(run_dir / "config.json", to_dict(cfg))
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
+    threads = cfg.trainer.threads or int(os.environ.get("SLURM_CPUS_PER_TASK") or 0)
+    if threads:
+        torch.set_num_threads(threads)
     import lightning as L
     L.seed_everything(cfg.seed, verbose=False)
 

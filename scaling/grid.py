@@ -119,13 +119,24 @@ def write_manifest(root: str, grid_name: str, axes: dict[str, list]) -> Path:
     return path
 
 
-def _alive(marker: Path) -> bool:
+HEARTBEAT_S = 30.0
+"""How often a running process touches its marker; a marker untouched for ``STALE_AFTER_S`` is a
+dead process's (killed, or its node lost), whichever machine wrote it."""
+STALE_AFTER_S = 4 * HEARTBEAT_S
+
+
+def _alive(marker: Path, now: float | None = None) -> bool:
+    """A live process's marker: touched within STALE_AFTER_S, and on this host its pid runs."""
+    import time
     try:
         info = json.loads(marker.read_text())
+        beat = marker.stat().st_mtime
     except (OSError, ValueError):
         return False
+    if (time.time() if now is None else now) - beat > STALE_AFTER_S:
+        return False
     if info.get("host") != socket.gethostname():
-        return True  # another machine's process: trust the marker
+        return True  # another machine's process, still beating
     try:
         os.kill(int(info["pid"]), 0)
     except (ProcessLookupError, ValueError, KeyError):
@@ -159,13 +170,38 @@ def describe_status(grid_name: str, state: dict[str, list[str]]) -> str:
             f"{len(state['interrupted'])} interrupted (resumable), {len(state['left'])} left")
 
 
-def mark_running(folder: Path) -> Path:
-    """Write the running marker (removed by the caller when the run ends, however it ends)."""
-    from scaling.io import write_json_atomic
-    import time
-    marker = Path(folder) / RUNNING
-    write_json_atomic(marker, {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
-    return marker
+class Running:
+    """A run folder's marker (``running.json``: host, pid, start, Slurm job) and its heartbeat, a
+    daemon thread that touches it every HEARTBEAT_S; ``stop()`` ends both."""
+
+    def __init__(self, folder: Path, beat_s: float = HEARTBEAT_S):
+        import threading
+        import time
+
+        from scaling.io import write_json_atomic
+        self.path = Path(folder) / RUNNING
+        write_json_atomic(self.path, {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                                      "slurm_job": os.environ.get("SLURM_JOB_ID")})
+        self._stop = threading.Event()
+        self._beat_s = beat_s
+        self._thread = threading.Thread(target=self._beat, name="running-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._beat_s):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.path.unlink(missing_ok=True)
+
+
+def mark_running(folder: Path) -> Running:
+    """Write the running marker and start its heartbeat (the caller stops it however the run ends)."""
+    return Running(folder)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,6 +220,12 @@ def main(argv: list[str] | None = None) -> None:
     every = points(axes)
     for i, p in enumerate(every):
         print(f"{i:4d}  {name(p):<48} {where[name(p)]}")
+    stopped = [i for i, p in enumerate(every) if where[name(p)] == "interrupted"]
+    if stopped:
+        ids, rooted = ",".join(map(str, stopped)), "" if root == "runs" else f" grid.root={root}"
+        print(f"interrupted points resume where they stopped: python recipes/run.py experiment={args[0]}{rooted} "
+              f"grid.index=I (I in {ids}), or sbatch --array={ids} --export=ALL,EXPERIMENT={args[0]} "
+              f"recipes/slurm/grid.sbatch{rooted}")
     print(describe_status(args[0], state))
     print(f"--array=0-{len(every) - 1}")
 

@@ -1,105 +1,74 @@
-"""Preemption on Slurm: one owner of the requeue per launch path, acting at an optimiser-step boundary.
+"""Preemption while training: the Slurm warning acted on at an optimiser-step boundary.
 
-Two ways a grid point runs on Slurm, each with one owner of the requeue:
+The process's guard (scaling/signals.py) owns the warning signal on both Slurm paths, from the
+recipe's first line to its last. While the Trainer runs, it defers to ``Preemption``: a signal
+landing mid-step, or between the micro-batches of one accumulated step (whose gradients no
+checkpoint holds), is only noted. At the next optimiser-step boundary (after the FLOP ledger and
+the data position have counted the step; at the end of training at the latest) the ranks agree
+(any rank signalled), every rank takes part in saving ``ckpt/last.ckpt``, the guard requeues the
+job (``scontrol requeue``, or submitit's resubmission), and training ends at once by raising
+``Preempted`` (``scaling.training.fit`` returns ``preempted=True``: no evaluation; the requeued
+job resumes from that checkpoint and evaluates).
 
-- ``sbatch recipes/slurm/grid.sbatch`` (``--signal=USR1@90 --requeue``): Lightning's SLURM
-  environment owns it. Its SIGUSR1 handler saves ``RUN_DIR/hpc_ckpt_N.ckpt`` and calls
-  ``scontrol requeue <array job>_<task>``; the requeued task reruns the same grid index and resumes.
-- ``python recipes/run.py -m hydra/launcher=slurm ...`` (hydra-submitit-launcher): submitit owns
-  it. Its job script asks for SIGUSR2 before the time limit; its handler resubmits the same job
-  (up to ``max_num_timeout`` times) and exits. Lightning's auto-requeue is off on this path and
-  its SIGTERM handler (which would end the run when Slurm signals a requeued job) is replaced by
-  submitit's, which ignores SIGTERM as submitit intends. Before submitit's handler runs,
-  ``ckpt/last.ckpt`` is saved, so the resubmitted job loses nothing.
-
-Either handler, left alone, runs wherever the signal lands: mid-step, between the micro-batches
-of one accumulated step, whose gradients a checkpoint does not hold. ``Preemption`` therefore
-only notes the signal and runs the owner's handler at the next optimiser-step boundary (or at the
-end of training), after the FLOP ledger and the data position have counted the step; under
-several processes the ranks agree (any rank signalled) so they save together. It then ends
-training at once by raising ``Preempted`` (``scaling.training.fit`` turns it into
-``preempted=True``: no end-of-training checkpoint, which would mark the epoch finished, and no
-evaluation; the requeued job does both).
+Lightning's own SLURM auto-requeue is off on every path (``SLURMEnvironment(auto_requeue=False)``),
+so one owner saves and requeues, wherever the signal lands. Under submitit, submitit's SIGTERM
+handler (it ignores the SIGTERM Slurm sends a requeued job) is put back in place of Lightning's.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 
 from lightning.pytorch.callbacks import Callback
 
-
-def requeue_owner() -> str | None:
-    """"submitit" inside a submitit Slurm job, "lightning" in any other Slurm job Lightning's
-    SLURM environment detects (srun/sbatch, not an interactive shell), else None."""
-    from lightning.pytorch.plugins.environments import SLURMEnvironment
-    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
-        return "submitit"
-    return "lightning" if SLURMEnvironment.detect() else None
+from scaling import signals
+from scaling.signals import Preempted  # noqa: F401  (raised here, caught by scaling.training.fit)
 
 
 def plugins(owner: str | None) -> list:
-    """The Trainer's cluster environment for the owner: auto-requeue on SIGUSR1 for Lightning's
-    path, off for submitit's (which sends SIGUSR2 and requeues itself)."""
+    """The Trainer's cluster environment in a Slurm job: Slurm's ranks and addresses, no
+    auto-requeue (the guard and ``Preemption`` own it)."""
     if owner is None:
         return []
     from lightning.pytorch.plugins.environments import SLURMEnvironment
-    if owner == "lightning":
-        return [SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1)]
     return [SLURMEnvironment(auto_requeue=False)]
 
 
-def owner_signal(owner: str, env=os.environ) -> signal.Signals:
-    if owner == "lightning":
-        return signal.SIGUSR1
-    return getattr(signal, f"SIG{env.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}")
-
-
-class Preempted(Exception):
-    """Training stopped at a step boundary for a requeue; the checkpoint to resume from is saved."""
-
-
 class Preemption(Callback):
-    """Defer the requeue owner's signal handler to the next optimiser-step boundary."""
+    """Defer the guard's requeue to the next optimiser-step boundary, after saving ``last``."""
 
-    def __init__(self, owner: str | None, last=None):
-        """``last``: where the checkpoint is saved before submitit's handler runs (ckpt/last.ckpt;
-        Lightning's own handler saves its requeue checkpoint itself)."""
-        self.owner, self.last = owner, last
+    def __init__(self, guard: signals.Guard | None, last):
+        """``guard``: the process's (None outside Slurm: nothing to do); ``last``: ckpt/last.ckpt."""
+        self.guard, self.last = guard, last
         self.pending = False
         self.preempted = False
-        self._handler = None
         self._seen = 0
-        # submitit installed its handlers before this process built the Trainer; keep its SIGTERM one
+        # submitit installed its SIGTERM handler before this process built the Trainer: keep it
+        owner = guard.owner if guard is not None else None
         self._sigterm = signal.getsignal(signal.SIGTERM) if owner == "submitit" else None
 
-    def _note(self, signum, frame) -> None:
+    def _note(self, signum) -> None:
         print(f"\n[preempt] received {signal.Signals(signum).name}: saving and requeueing at the "
               "next optimiser-step boundary", flush=True)
         self.pending = True
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._seen = trainer.global_step
-        if self.owner is None:
+        if self.guard is None:
             return
-        sig = owner_signal(self.owner)
-        handler = signal.getsignal(sig)
-        if not callable(handler):  # nobody owns this signal here: nothing to defer
-            return
-        self._handler = (sig, handler)
-        signal.signal(sig, self._note)
+        self.guard.defer_to(self._note)
         if self._sigterm is not None and callable(self._sigterm):
             signal.signal(signal.SIGTERM, self._sigterm)
 
-    def _act(self, trainer) -> None:
-        sig, handler = self._handler
+    def _act(self, trainer, logged: bool = False) -> None:
         self.preempted, self.pending = True, False
-        print(f"[preempt] step {trainer.global_step}: handing over to {self.owner}'s requeue", flush=True)
-        if self.owner == "submitit" and self.last is not None:
-            trainer.save_checkpoint(str(self.last))
-        handler(sig, None)  # Lightning: hpc_ckpt_N.ckpt + scontrol requeue; submitit: resubmit + exit
-        raise Preempted(f"requeued at step {trainer.global_step}")
+        print(f"[preempt] step {trainer.global_step}: saving {self.last} and requeueing", flush=True)
+        if not logged:  # Lightning logs a step's metrics after its batch-end hooks, which the raise below skips
+            trainer._logger_connector.update_train_step_metrics()
+        trainer.save_checkpoint(str(self.last))
+        self.guard.defer_to(None)
+        ok = self.guard.requeue() if trainer.is_global_zero else True
+        raise Preempted(0 if ok else 1)
 
     def _agreed(self, trainer) -> bool:
         if trainer.world_size > 1:
@@ -107,12 +76,19 @@ class Preemption(Callback):
         return self.pending
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._handler is None or trainer.global_step == self._seen:
+        if self.guard is None or trainer.global_step == self._seen:
             return  # no owner, or inside an accumulation window
         self._seen = trainer.global_step
         if self._agreed(trainer):
             self._act(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        if self._handler is not None and not self.preempted and self._agreed(trainer):
-            self._act(trainer)
+        if self.guard is None:
+            return
+        if not self.preempted and self._agreed(trainer):
+            self._act(trainer, logged=True)
+        self.guard.defer_to(None)
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if self.guard is not None:
+            self.guard.defer_to(None)

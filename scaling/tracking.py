@@ -15,7 +15,10 @@ project, entity and id passed to ``wandb.init`` there). Its config is the point'
 
 Offline by itself: ``logger.mode=auto`` goes online only with credentials (WANDB_API_KEY, or a
 netrc entry for the W&B host); offline runs land in RUN_DIR/wandb/offline-run-* (``wandb sync``).
-What goes to disk: ``logs/metrics.csv`` (csv) or ``wandb/`` (wandb) under the run folder.
+What goes to disk: ``logs/metrics.csv`` (csv) or ``wandb/`` (wandb) under the run folder. The CSV
+survives resumes: a resumed attempt keeps the earlier rows before its own first step and appends
+its own (a step logged by a killed attempt after its last checkpoint is logged again, once), and
+the loggers are flushed with every checkpoint, so no step before a checkpoint is lost.
 """
 
 from __future__ import annotations
@@ -138,6 +141,55 @@ class WandbTracker(Tracker):
         self.run.finish(exit_code=1 if failed else 0)
 
 
+def csv_logger(run_dir: Path):
+    """Lightning's CSVLogger writing RUN_DIR/logs/metrics.csv through ``ResumedCSV``."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    class Logger(CSVLogger):
+        @property
+        def experiment(self):
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = resumed_writer(self.log_dir)
+            return self._experiment
+    return Logger(save_dir=str(run_dir), name="logs", version="")
+
+
+def resumed_writer(log_dir: str):
+    """Lightning's CSV writer, but an existing metrics.csv is continued, not deleted: the first
+    save keeps its rows before this attempt's first step (written atomically with the new ones),
+    later saves append."""
+    import csv
+
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    from scaling.io import write_atomic
+
+    class Writer(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:  # Lightning's deletes the earlier attempt's rows
+            self._merged = False
+
+        def save(self) -> None:
+            if not self.metrics or self._merged:
+                return super().save()
+            self._merged = True
+            first = min(m["step"] for m in self.metrics)
+            old = []
+            if os.path.isfile(self.metrics_file_path):
+                with open(self.metrics_file_path, newline="") as f:
+                    old = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) < first]
+            rows = old + self.metrics
+            self.metrics_keys = sorted(set().union(*rows))
+
+            def write(f):
+                writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(rows)
+            write_atomic(Path(self.metrics_file_path), write)
+            self.metrics = []
+    return Writer(log_dir)
+
+
 @contextmanager
 def open_tracker(cfg: RunConfig, run_dir: Path):
     """The run's Tracker; a W&B run is always finished when the block ends (exit code 1 if it raised)."""
@@ -145,13 +197,17 @@ def open_tracker(cfg: RunConfig, run_dir: Path):
         yield Tracker(False)
         return
     if cfg.logger.name == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-        yield Tracker(CSVLogger(save_dir=str(run_dir), name="logs", version=""))
+        yield Tracker(csv_logger(run_dir))
         return
+    from scaling import signals
     tracker = WandbTracker(cfg, run_dir, launch.is_leader())
     failed = True
     try:
         yield tracker
         failed = False
+    except BaseException:
+        if signals.requeued():  # requeued (outside training, or submitit's exit): the next attempt goes on
+            tracker.preempted, failed = True, False
+        raise
     finally:
         tracker.close(failed, tracker.preempted)

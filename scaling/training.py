@@ -1,10 +1,12 @@
 """Lightning wiring: the Trainer, its callbacks, resuming and preemption.
 
 What goes to disk under the run folder: ``ckpt/last.ckpt`` (every ``trainer.checkpoint_every``
-steps and at the end; trained weights, optimiser, schedule, FLOP ledger and the position in the
-epoch), written atomically (scaling/trainstate.py), and on a Slurm requeue ``hpc_ckpt_N.ckpt``
-(scaling/preemption.py). A rerun resumes from the newest complete one of these. The logger
-(scaling/tracking.py) writes ``logs/`` or ``wandb/``.
+steps, on a Slurm warning at the next step boundary (scaling/preemption.py), and when training
+ends; trained weights, optimiser, schedule, FLOP ledger, learning curve, the position in the
+data stream and the random state: scaling/data/resume.py), written atomically
+(scaling/trainstate.py). A rerun resumes from the newest complete checkpoint, so a run stopped
+after training (in evaluation) does not train again. The logger (scaling/tracking.py) writes
+``logs/`` or ``wandb/``.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
-    from scaling import preemption, strategies, trainstate
+    from scaling import preemption, signals, strategies, trainstate
+    from scaling.callbacks import FlushLogs
     from scaling.data.resume import DataPosition
     from scaling.schema import ConfigError
     t, ckpt_dir = cfg.trainer, run_dir / "ckpt"
-    owner = preemption.requeue_owner()
-    preempt = preemption.Preemption(owner, ckpt_dir / "last.ckpt")
-    callbacks = [*extra_callbacks, DataPosition(datamodule.sampler), preempt,
+    guard = signals.own()
+    preempt = preemption.Preemption(guard, ckpt_dir / "last.ckpt")
+    callbacks = [*extra_callbacks, DataPosition(datamodule.sampler), preempt, FlushLogs(),
                  ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=t.checkpoint_every,
                                  save_last=True, save_top_k=0, save_weights_only=False),
                  TQDMProgressBar(refresh_rate=1)]
@@ -38,7 +41,7 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
                         precision=t.precision, max_steps=plan.max_steps, max_epochs=-1,
                         accumulate_grad_batches=plan.accumulate, gradient_clip_val=t.grad_clip,
                         log_every_n_steps=t.log_every, logger=logger, callbacks=callbacks,
-                        plugins=[trainstate.AtomicCheckpointIO(), *preemption.plugins(owner)],
+                        plugins=[trainstate.AtomicCheckpointIO(), *preemption.plugins(guard.owner if guard else None)],
                         enable_model_summary=False,
                         default_root_dir=str(run_dir), num_sanity_val_steps=0,
                         use_distributed_sampler=False)  # EpochSampler slices ranks itself
@@ -50,6 +53,9 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
         print(f"[train] resuming from {last}", flush=True)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
-    except preemption.Preempted:
-        pass
+    except preemption.Preempted as e:
+        if e.code:  # the checkpoint is saved but the requeue failed: the task ends failed
+            raise
+    else:  # training's end state, so that a run stopped in evaluation resumes there, not in training
+        trainer.save_checkpoint(str(ckpt_dir / "last.ckpt"))
     return trainer.global_rank, trainer.world_size, preempt.preempted

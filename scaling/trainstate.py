@@ -1,11 +1,12 @@
 """Resumable training state on disk: checkpoints written atomically, and the one to resume from.
 
-Every Lightning checkpoint of a run (``ckpt/last.ckpt``, the periodic ones, the requeue
-checkpoint ``hpc_ckpt_N.ckpt`` that Lightning's SLURM handler writes in the run folder) goes
-through ``AtomicCheckpointIO``: ``scaling.io.write_atomic`` (a hidden temporary sibling, then a
-rename) with an fsync before the rename, so a kill mid-write leaves the previous checkpoint whole
-and never a truncated one under the real name. ``resume_path`` picks the newest checkpoint that opens as a complete torch zip
-archive (a truncated file has no central directory) and says why it skips any other.
+Every Lightning checkpoint of a run (``ckpt/last.ckpt``: periodic, on a Slurm warning, at the
+end of training) goes through ``AtomicCheckpointIO``: ``scaling.io.write_atomic`` (a hidden
+temporary sibling, then a rename) with an fsync before the rename, so a kill mid-write leaves the
+previous checkpoint whole and never a truncated one under the real name. ``resume_path`` picks the
+newest checkpoint that opens as a complete torch zip archive (a truncated file has no central
+directory) and says why it skips any other; it also reads ``hpc_ckpt_N.ckpt``, the requeue
+checkpoints of runs made when Lightning's SLURM handler owned the requeue.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def candidates(run_dir: Path) -> list[Path]:
     return sorted([*(run_dir / "ckpt").glob("*.ckpt"), *run_dir.glob("hpc_ckpt_*.ckpt")])
 
 
-def resume_path(run_dir: Path) -> Path | None:
+def resume_path(run_dir: Path, quiet: bool = False) -> Path | None:
     """The newest complete checkpoint (by modification time), or None to start afresh. Leftover
-    temporary files of an interrupted save are removed; incomplete checkpoints are skipped, loudly."""
+    temporary files of an interrupted save are removed; incomplete checkpoints are skipped, loudly
+    (unless ``quiet``)."""
     run_dir = Path(run_dir)
     for tmp in [*(run_dir / "ckpt").glob(".*.ckpt.*"), *run_dir.glob(".hpc_ckpt_*.ckpt.*")]:  # write_atomic's
         tmp.unlink(missing_ok=True)
@@ -59,6 +61,6 @@ def resume_path(run_dir: Path) -> Path | None:
     for path in candidates(run_dir):
         if complete(path):
             good.append(path)
-        else:
+        elif not quiet:
             print(f"[train] skipping {path}: not a complete checkpoint (interrupted write?)", flush=True)
     return max(good, key=lambda p: (p.stat().st_mtime_ns, p.name)) if good else None

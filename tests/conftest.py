@@ -49,6 +49,34 @@ def compose_run(args):
         return parse(OmegaConf.to_container(conf, resolve=True))
 
 
+RESUME_HARD = ["data.max_train_queries=8", "trainer.batch_size=2", "trainer.global_batch=4",
+               "data.n_negatives=2", "model.lora.dropout=0.1", "eval.untrained=false"]
+"""Where a resume can go wrong: 2 optimiser steps an epoch (of 2 micro-batches each), sampled
+negatives drawn anew every epoch, and LoRA dropout drawing from the global random state."""
+
+
+def max_weight_diff(a: Path, b: Path) -> float:
+    """The largest absolute difference between two runs' trained weights (0.0: bitwise equal)."""
+    from safetensors.torch import load_file
+    wa, wb = (load_file(Path(d) / "checkpoint" / "weights.safetensors") for d in (a, b))
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k] - wb[k]).abs().max()) for k in wa)
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """Bitwise equal on the CPU: the same data, draws, dropout masks, optimiser and schedule."""
+    diff = max_weight_diff(a, b)
+    assert diff == 0.0, f"max abs weight difference {diff:.3e} between {a} and {b}"
+
+
+@pytest.fixture(autouse=True)
+def _no_signal_guard_left():
+    """A test that owns the Slurm warning signal (scaling/signals.py) gives it back."""
+    yield
+    from scaling import signals
+    signals.release()
+
+
 @pytest.fixture(scope="session")
 def pycode_dir(tmp_path_factory):
     """The built-in corpus, built once per session into a temporary cache."""
@@ -74,12 +102,16 @@ def small_beir(pycode_dir, tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def tiny_overrides(small_beir, tmp_path):
+def tiny_args(small_beir: Path, cache: Path) -> list[str]:
     """Overrides for a seconds-long run of the tiny model on the small BEIR folder."""
     return ["size=tiny", "data=beir", f"data.path={small_beir}", "budget=steps",
             "budget.steps=3", "trainer.batch_size=4", "logger=none", "eval.batch_size=32",
-            f"cache_dir={tmp_path / 'cache'}", "trainer.checkpoint_every=2", "eval.baselines=[]"]
+            f"cache_dir={cache}", "trainer.checkpoint_every=2", "eval.baselines=[]"]
+
+
+@pytest.fixture
+def tiny_overrides(small_beir, tmp_path):
+    return tiny_args(small_beir, tmp_path / "cache")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """A real Lightning fit on the tiny model through the same code path as recipes/run.py."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, compose
+from conftest import RESUME_HARD, ROOT, assert_same_weights, compose
 from scaling import config
 from scaling.config import ConfigError, EvaluateConfig, parse
 from scaling.experiment import evaluate, run
@@ -73,34 +74,39 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
         run(cfg)
 
 
-def test_a_killed_run_resumes_to_the_same_weights(tiny_overrides, tmp_path, monkeypatch):
-    """Killed during step 3 of 4 (after the step-2 checkpoint): the rerun resumes mid-epoch and
-    ends with the weights of an unbroken run (same data order, optimiser and schedule)."""
-    from safetensors.torch import load_file
-
-    from scaling.data.resume import DataPosition
-    common = tiny_overrides + ["budget.steps=4", "eval.untrained=false", "trainer.batch_size=2"]
+def test_a_killed_run_resumes_in_a_later_epoch_to_the_same_weights(tiny_overrides, tmp_path, monkeypatch, capsys):
+    """Killed inside step 6 (epoch 2, between its two micro-batches), after the checkpoint at the
+    end of epoch 1: the rerun resumes there, with sampled negatives and LoRA dropout drawing what
+    they drew in the unbroken run, and ends with its weights exactly."""
+    from scaling.callbacks import FlopLedger
+    common = tiny_overrides + RESUME_HARD + ["budget.steps=7", "trainer.checkpoint_every=4", "logger=csv",
+                                            "trainer.log_every=1"]
     run(parse(compose(common + [f"run_dir={tmp_path / 'whole'}"])))
 
     killed = []
     def kill_once(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == 2 and not killed:
-            killed.append(1)
+        if trainer.global_step == 5 and batch_idx % 2 == 1 and not killed:
+            killed.append(trainer.current_epoch)
             raise KeyboardInterrupt("simulated kill")
-    monkeypatch.setattr(DataPosition, "on_train_batch_start", kill_once, raising=False)
+    monkeypatch.setattr(FlopLedger, "on_train_batch_start", kill_once, raising=False)
     cfg = parse(compose(common + [f"run_dir={tmp_path / 'r'}"]))
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         run(cfg)
+    assert killed == [2]
+    hint = capsys.readouterr().out.splitlines()[-1]  # how to resume it
+    assert hint.startswith("[run] stopped (SystemExit)") and "resumes from" in hint and "last.ckpt" in hint
+    assert hint.endswith(f"the same configuration with run_dir={tmp_path / 'r'}")  # in-process: no command line
     ckpt = torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)
-    assert ckpt["global_step"] == 2 and not (tmp_path / "r" / "result.json").exists()
+    assert ckpt["global_step"] == 4 and not (tmp_path / "r" / "result.json").exists()
     assert all("lora" in k for k in ckpt["state_dict"])  # trained weights only
+    assert not (tmp_path / "r" / "running.json").exists()  # the marker goes however the run ends
     run(cfg)
-    assert torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)["global_step"] == 4
-    whole = load_file(tmp_path / "whole" / "checkpoint" / "weights.safetensors")
-    resumed = load_file(tmp_path / "r" / "checkpoint" / "weights.safetensors")
-    assert whole.keys() == resumed.keys()
-    for k in whole:
-        assert torch.allclose(whole[k], resumed[k], atol=1e-6), k
+    assert torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)["global_step"] == 7
+    assert_same_weights(tmp_path / "whole", tmp_path / "r")
+    # the per-step log holds every step once, across both attempts
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "r" / "logs" / "metrics.csv"))
+             if r.get("train/loss")]
+    assert steps == sorted(set(steps)) and steps[-1] >= 5 and steps[0] < 4
 
 
 def test_cli_runs_and_rejects_bad_input(tiny_overrides, tmp_path):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import CONF, ROOT, compose
+from conftest import CONF, ROOT, compose, compose_run
 from scaling import grid
 from scaling.config import ConfigError, parse
 
@@ -93,5 +93,38 @@ def test_grid_listing_gives_every_point_and_the_array_range(tmp_path, capsys):
     grid.main(["cpu_budget", str(tmp_path)])
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1] == "--array=0-23" and "0 of 24 done" in lines[-2] and "1 interrupted" in lines[-2]
+    assert lines[-3].startswith("interrupted points resume") and "--array=0 " in lines[-3]
+    assert f"grid.root={tmp_path}" in lines[-3]
     assert lines[0].split() == ["0", "dense-cl-smollm2-l1-flops2.6e+12", "interrupted"]
     assert lines[23].split() == ["23", "sparse-cl+kd-smollm2-l4-flops8.2e+12", "left"]
+
+
+def test_grid_axes_take_numbers_as_numbers():
+    """recipes/conf/experiment/smoke.yaml lists budget.steps: [40, 450] unquoted."""
+    axes = grid.experiment_axes("smoke")
+    assert axes["budget.steps"] == [40, 450]
+    cfg = compose_run(["experiment=smoke", "grid.index=1"])
+    assert cfg.budget.steps == 450 and cfg.grid.point == {"paradigm": "dense", "size": "tiny", "budget.steps": "450"}
+    assert cfg.run_dir.endswith("smoke/dense-tiny-steps450") and cfg.model.name == "tiny"
+    assert grid.expand_argv(["run.py", "experiment=smoke", "-m"])[-1] == "budget.steps=40,450"
+
+
+def test_a_running_marker_beats_and_a_dead_ones_is_stale(tmp_path):
+    import os
+    import socket
+    import time
+    marker = grid.Running(tmp_path, beat_s=0.05)
+    first = marker.path.stat().st_mtime_ns
+    time.sleep(0.3)
+    assert marker.path.stat().st_mtime_ns > first and grid._alive(marker.path)  # the heartbeat touches it
+    assert json.loads(marker.path.read_text())["pid"] == os.getpid()
+    marker.stop()
+    assert not marker.path.exists()
+
+    path = tmp_path / grid.RUNNING
+    path.write_text(json.dumps({"host": "node-elsewhere", "pid": 1}))
+    assert grid._alive(path)  # another machine's, still beating
+    assert not grid._alive(path, now=time.time() + grid.STALE_AFTER_S + 1)  # stopped beating: killed or lost
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
+    assert not grid._alive(path)  # this host's, and its process is gone

@@ -49,8 +49,9 @@ def test_no_import_cycles():
 
 
 def test_parsing_a_configuration_imports_no_torch():
-    code = ("import sys; sys.path.insert(0, '.'); import scaling.cli, scaling.config, scaling.rundir, "
-            "scaling.launch, scaling.budget, scaling.prepare; "
+    code = ("import sys; sys.path.insert(0, '.'); import scaling.signals; scaling.signals.own(); "
+            "import scaling.cli, scaling.config, scaling.rundir, scaling.launch, scaling.budget, scaling.prepare, "
+            "scaling.grid, scaling.slurm_progress; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning', 'transformers')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
