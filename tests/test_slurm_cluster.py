@@ -1,0 +1,279 @@
+"""Through a real single-node Slurm (.ci/slurm-local; CI starts one with slurmdbd for sacct):
+real sbatch, srun, scontrol, scancel and sacct, the project's templates as a researcher submits
+them, the local cluster's CPU-only node.
+
+- the grid template over a tiny grid (two points), one task warned before training;
+- a point preempted by Slurm's own time-limit warning in a later epoch (requeued, released,
+  resumed), then SIGKILLed in a later epoch and resubmitted: it ends with the weights of an
+  unbroken run of the same point, bitwise;
+- the submitit launcher: a time-limit warning, submitit's requeue, the resumed task's result
+  collected by the launcher, which prints the tasks' progress while it waits;
+- the encode and teacher arrays, sharded by the array task, the last task finishing the job.
+
+A requeued job is held by Slurm for about two minutes (BeginTime); the tests release it at once
+(``scontrol update StartTime=now``) and give it a longer limit, so it is not warned again. Slurm
+checks time limits about every 30 s, so a warning comes up to 30 s after the limit is cut: the
+long point trains for longer than that. Without a cluster these tests skip (fail instead under
+SCALING_REQUIRE_SLURM=1, as in CI).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, assert_same_weights
+from scaling import grid
+
+SLURM = ROOT / "recipes" / "slurm"
+LONG_STEPS = 450
+"""The smoke grid's long points (recipes/conf/experiment/smoke.yaml): ~45 s of training at 2 steps an
+epoch, longer than the time-limit check's latency."""
+
+
+def sh(*cmd, check=True, **kw) -> subprocess.CompletedProcess:
+    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=60, **kw)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))}: exit {out.returncode}\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def cluster_problem() -> str | None:
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20)
+    except (FileNotFoundError, subprocess.TimeoutExpired) as e:
+        return f"sinfo: {e}"
+    if out.returncode != 0:
+        return out.stderr.strip() or "sinfo failed"
+    if not {"idle", "mix", "alloc"} & set(out.stdout.split()):
+        return f"no node is up ({out.stdout.strip()})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    problem = cluster_problem()
+    if problem:
+        if os.environ.get("SCALING_REQUIRE_SLURM"):
+            pytest.fail(f"SCALING_REQUIRE_SLURM is set but no Slurm cluster answers: {problem}")
+        pytest.skip(f"no Slurm cluster here ({problem}); .ci/slurm-local install && .ci/slurm-local start")
+
+
+def job(jid: str) -> dict:
+    """``scontrol show job`` as a dict (JobState, Restarts, ExitCode, ...)."""
+    out = sh("scontrol", "show", "job", "-o", jid).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", out))
+
+
+def wait_for(what: str, predicate, timeout: float, poll: float = 0.5, log: Path | None = None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    tail = log.read_text()[-4000:] if log is not None and log.exists() else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+
+
+def state(jid: str) -> str:
+    return job(jid).get("JobState", "")
+
+
+def finished(jid: str) -> bool:
+    return state(jid) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL")
+
+
+def release(jid: str, minutes: int = 15) -> None:
+    """A requeued job: start it now (Slurm holds it ~2 min) with a limit it will not be warned under.
+    The old attempt's batch script exits a moment after the job turns PENDING; a job started before
+    that is charged the old exit status and ends FAILED at once, so this waits a few seconds more."""
+    wait_for(f"{jid} back in the queue", lambda: state(jid) == "PENDING" and int(job(jid).get("Restarts", 0)) > 0,
+             120)
+    time.sleep(3)
+    sh("scontrol", "update", f"JobId={jid}", f"TimeLimit={minutes}", "StartTime=now")
+
+
+def sbatch(template: str, *args, options=(), env_extra=None) -> str:
+    """Submit a template from the project root as the README does; returns the job id."""
+    env = {**os.environ, "PYTHON": sys.executable, **(env_extra or {})}
+    out = sh("sbatch", "--parsable", *options, SLURM / template, *args, cwd=ROOT, env=env)
+    return out.stdout.strip().split(";")[0]
+
+
+def ckpt_step(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=False, map_location="cpu")["global_step"])
+    except Exception:
+        return -1
+
+
+@pytest.fixture(scope="module")
+def grid_args(small_beir, tmp_path_factory):
+    """The smoke experiment on the small BEIR folder, 2 optimiser steps an epoch, LoRA dropout on."""
+    work = tmp_path_factory.mktemp("slurm")
+    return work, ["data=beir", f"data.path={small_beir}", "data.max_train_queries=16", "model.lora.dropout=0.1",
+                  "logger=csv", "trainer.log_every=1", f"cache_dir={work / 'cache'}"]
+
+
+def test_the_templates_as_the_readme_submits_them_fit_a_cpu_only_node(cluster):
+    """``sbatch recipes/slurm/grid.sbatch`` (and the other two) are accepted and schedulable as
+    written on this CPU-only node: no GPU asked for, CPUs and memory a small node has."""
+    for template in ("grid.sbatch", "encode.sbatch", "teacher.sbatch"):
+        out = sh("sbatch", "--test-only", SLURM / template, cwd=ROOT, check=False)
+        assert out.returncode == 0 and "to start at" in out.stderr, (template, out.stderr)
+    gpu = sh("sbatch", "--test-only", "--gpus-per-node=1", SLURM / "grid.sbatch", cwd=ROOT, check=False)
+    assert gpu.returncode != 0  # a GPU is an opt-in this node cannot give
+
+
+def test_grid_array_requeue_in_a_later_epoch_and_kill_end_with_the_unbroken_weights(cluster, grid_args):
+    work, args = grid_args
+    opts = ["--cpus-per-task=1", "--mem=2G", "--time=15", "--signal=USR1@119"]
+    out = work / "logs"
+    out.mkdir()
+    assert grid.experiment_axes("smoke")["budget.steps"][1] == LONG_STEPS
+    point = f"dense-tiny-steps{LONG_STEPS}"
+    env = {"EXPERIMENT": "smoke"}
+    # the point to preempt, and the tiny grid's two dense points (the long one is the unbroken run)
+    broken = sbatch("grid.sbatch", f"grid.root={work / 'p'}", *args,
+                    options=[*opts, "--array=1", f"--output={out}/p-%A_%a.out"], env_extra=env)
+    tiny = sbatch("grid.sbatch", f"grid.root={work / 'g'}", *args,
+                  options=[*opts, "--array=0-1", f"--output={out}/g-%A_%a.out"], env_extra=env)
+    p, run_dir, plog = f"{broken}_1", work / "p" / "smoke" / point, out / f"p-{broken}_1.out"
+    unbroken = work / "g" / "smoke" / point
+
+    # 1. the tiny grid's first task, warned while it starts (in the recipe's imports, long before
+    #    training), requeues; it is let back in once the unbroken run is done
+    early = f"{tiny}_0"
+    wait_for(f"{early} to start its step", lambda: f"{early}.0" in sh("squeue", "-h", "-s", "-o", "%i").stdout, 120)
+    time.sleep(2)
+    sh("scancel", "--signal=USR1", early)
+    wait_for(f"{early} back in the queue", lambda: state(early) == "PENDING", 60)
+
+    # 2. the point to preempt: once it trains in a later epoch, its limit is cut below the warning
+    #    time; Slurm's warning comes at its next time-limit check, the task saves, requeues, resumes
+    wait_for("the first checkpoint of the point to preempt", lambda: ckpt_step(run_dir / "ckpt" / "last.ckpt") >= 20,
+             180, log=plog)
+    sh("scontrol", "update", f"JobId={p}", "TimeLimit=2")
+    release(p)
+    text = wait_for("the requeued task to resume", lambda: "resuming the data stream" in plog.read_text()
+                    and plog.read_text(), 120, log=plog)
+    first = re.search(r"\[preempt\] step (\d+): saving", text)
+    assert first and f"scontrol requeue {p}: done" in text, text[-3000:]
+    (epoch, batch), = re.findall(r"resuming the data stream at epoch (\d+), batch (\d+)", text)
+    assert 10 <= int(first.group(1)) < LONG_STEPS and int(epoch) >= 10, text[-3000:]
+
+    # 3. then SIGKILL in a later epoch, after a checkpoint the rerun wrote; resubmitted, it resumes
+    wait_for("a checkpoint after the resume", lambda: ckpt_step(run_dir / "ckpt" / "last.ckpt") > int(first.group(1)),
+             120, log=plog)
+    sh("scancel", "--signal=KILL", p)
+    wait_for(f"{p} to end", lambda: finished(p), 60)
+    status = sh(sys.executable, "-m", "scaling.grid", "smoke", work / "p", cwd=ROOT).stdout
+    assert re.search(rf"^\s*1\s+{point}\s+interrupted$", status, re.M), status  # its marker is stale
+    again = sbatch("grid.sbatch", f"grid.root={work / 'p'}", *args,
+                   options=[*opts, "--array=1", f"--output={out}/p2-%A_%a.out"], env_extra=env)
+    wait_for("the unbroken run to finish", lambda: finished(f"{tiny}_1"), 300, poll=2, log=out / f"g-{tiny}_1.out")
+    release(early)
+
+    for jid, log in ((f"{tiny}_1", out / f"g-{tiny}_1.out"), (f"{again}_1", out / f"p2-{again}_1.out"),
+                     (early, out / f"g-{tiny}_0.out")):
+        wait_for(f"{jid} to finish", lambda jid=jid: finished(jid), 300, poll=2, log=log)
+        assert state(jid) == "COMPLETED", (job(jid), log.read_text()[-3000:])
+    text2 = (out / f"p2-{again}_1.out").read_text()
+    (epoch2, _), = re.findall(r"resuming the data stream at epoch (\d+), batch (\d+)", text2)
+    assert int(epoch2) > int(epoch), text2[-3000:]
+    assert_same_weights(unbroken, run_dir)
+    assert json.loads((run_dir / "result.json").read_text())["budget"]["realised"]["steps"] == LONG_STEPS
+    steps = [int(r["step"]) for r in csv.DictReader(open(run_dir / "logs" / "metrics.csv")) if r.get("train/loss")]
+    assert steps == list(range(LONG_STEPS))  # every step logged once, across three attempts
+
+    glog = (out / f"g-{tiny}_0.out").read_text()
+    assert "outside training: requeueing now" in glog and f"scontrol requeue {early}: done" in glog
+    done = sorted(p.parent.name for p in (work / "g" / "smoke").glob("*/result.json"))
+    assert done == ["dense-tiny-steps40", point]
+    assert "2 of 4 done" in sh(sys.executable, "-m", "scaling.grid", "smoke", work / "g", cwd=ROOT).stdout
+
+
+def test_submitit_launcher_times_out_requeues_and_collects_the_resumed_result(cluster, grid_args):
+    """hydra/launcher=slurm as a researcher runs it: the task's limit is cut so Slurm warns it
+    (SIGUSR2, submitit's); submitit requeues it, the requeued task resumes and finishes, and the
+    launcher, printing the tasks' progress meanwhile, collects the result and exits 0."""
+    work, args = grid_args
+    sweep, name = work / "sweep", "scaling-submitit-test"
+    cmd = [sys.executable, ROOT / "recipes" / "run.py", "-m", "hydra/launcher=slurm", "experiment=smoke",
+           "grid.index=1", f"grid.root={work / 's'}", *args, f"hydra.sweep.dir={sweep}", f"hydra.launcher.name={name}",
+           "hydra.launcher.timeout_min=15", "hydra.launcher.signal_delay_s=119", "hydra.launcher.cpus_per_task=1",
+           "hydra.launcher.mem_gb=2", "hydra.launcher.max_num_timeout=2"]
+    launcher = subprocess.Popen([str(c) for c in cmd], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env={**os.environ, "SCALING_PROGRESS_POLL_S": "2"})
+    try:
+        def running() -> str:
+            if launcher.poll() is not None:
+                raise AssertionError(f"the launcher ended ({launcher.returncode}): {launcher.stdout.read()[-3000:]}")
+            return sh("squeue", "-h", "-n", name, "-t", "R", "-o", "%i").stdout.strip()
+        jid = wait_for("the launcher's array task to run", running, 180)
+        sh("scontrol", "update", f"JobId={jid}", "TimeLimit=2")  # warned at Slurm's next time-limit check
+        release(jid)
+        out, _ = launcher.communicate(timeout=300)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 0, out[-3000:]
+    wait_for(f"{jid} to end", lambda: finished(jid), 60)  # the result is written a moment before the task ends
+    info = job(jid)
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
+    progress = [line for line in out.splitlines() if line.startswith("[slurm] ")]
+    assert any("1 tasks (job " in line and "1 running" in line and "smoke: 0 of 4 done, 1 running" in line
+               for line in progress), out[-3000:]
+    assert progress[-1] == "[slurm] every task has returned", progress
+    task_log = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
+    assert "SIGUSR2" in task_log and "requeue" in task_log.lower(), task_log[-3000:]
+    result = json.loads((work / "s" / "smoke" / f"dense-tiny-steps{LONG_STEPS}" / "result.json").read_text())
+    assert result["budget"]["realised"]["steps"] == LONG_STEPS
+
+
+def test_encode_and_teacher_arrays_shard_by_task_and_the_last_task_finishes(cluster, grid_args, tiny_overrides,
+                                                                           tiny_ce_dir, small_beir, tmp_path):
+    from conftest import compose
+    from scaling.config import parse
+    from scaling.data.formats import read_groups, read_scores
+    from scaling.experiment import run
+    from scaling.prepare import paths, prepare, teacher_pairs
+    # a trained checkpoint to encode, and a prepared teacher to score with (in this process)
+    trained = run(parse(compose(tiny_overrides + [f"run_dir={tmp_path / 'run'}", "eval.untrained=false"])))
+    cache = tmp_path / "cache"
+    teacher = ["data=beir", f"data.path={small_beir}", f"cache_dir={cache}", f"teacher.init={tiny_ce_dir}",
+               "teacher.train.steps=2", "teacher.train.batch_size=4", "teacher.max_len=64", "teacher.candidates=3",
+               "teacher.report_split=test", "teacher.report_depth=10", "data.bm25.hits=20"]
+    cfg = parse(compose(["size=tiny", *teacher]))
+    prepare(cfg, ["data", "bm25", "teacher_model"])
+
+    opts = ["--array=0-1", "--cpus-per-task=1", "--mem=2G", "--time=10"]
+    encode = sbatch("encode.sbatch", "data=beir", f"data.path={small_beir}", "eval.block=100", "eval.baselines=[]",
+                    "eval.untrained=false", f"cache_dir={cache}",
+                    options=[*opts, f"--output={tmp_path}/encode-%A_%a.out"],
+                    env_extra={"CKPT": str(tmp_path / "run" / "checkpoint"), "OUT": str(tmp_path / "eval")})
+    scores = sbatch("teacher.sbatch", *teacher[1:], options=[*opts, f"--output={tmp_path}/teacher-%A_%a.out"],
+                    env_extra={"DATA": "beir"})
+    for jid in (f"{encode}_0", f"{encode}_1", f"{scores}_0", f"{scores}_1"):
+        wait_for(f"{jid} to finish", lambda jid=jid: finished(jid), 300, poll=2)
+        assert state(jid) == "COMPLETED", (job(jid), "".join(p.read_text()[-2000:] for p in tmp_path.glob("*.out")))
+    logs = {p.name: p.read_text() for p in tmp_path.glob("*.out")}
+    assert "shard 0/2: 2 of 2 blocks" in logs[f"encode-{encode}_0.out"]
+    assert "shard 1/2: 1 of 1 blocks" in logs[f"encode-{encode}_1.out"]
+    got = json.loads((tmp_path / "eval" / "result.json").read_text())["metrics"]["small/test"]
+    want = trained["metrics"]["small/test"]
+    for measure in ("nDCG@10", "RR@10", "R@100", "R@1000"):  # the same model and vectors, in 3 blocks of 2 tasks
+        assert got[measure] == pytest.approx(want[measure], abs=1e-9), measure
+    p = paths(cfg)
+    merged = read_scores(p.teacher_scores)
+    assert {(q, d) for q, docs in merged.items() for d in docs} == set(teacher_pairs(read_groups(p.groups), 3))
