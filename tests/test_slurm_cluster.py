@@ -2,7 +2,7 @@
 real sbatch, srun, scontrol, scancel and sacct, the project's templates as a researcher submits
 them, the local cluster's CPU-only node.
 
-- the grid template over a tiny grid (two points), one task warned before training;
+- the grid template over the smoke grid's points, one task warned before training;
 - a point preempted by Slurm's own time-limit warning in a later epoch (requeued, released,
   resumed), then SIGKILLed in a later epoch and resubmitted: it ends with the weights of an
   unbroken run of the same point, bitwise;
@@ -36,8 +36,8 @@ from scaling import grid
 
 SLURM = ROOT / "recipes" / "slurm"
 LONG_STEPS = 450
-"""The smoke grid's long points (recipes/conf/experiment/smoke.yaml): ~45 s of training at 2 steps an
-epoch, longer than the time-limit check's latency."""
+"""The smoke grid's long points (recipes/conf/experiment/smoke.yaml): ~45 s of training here at 2
+steps an epoch; the submitit task is warned at any point of its life, so their length suffices."""
 
 
 def sh(*cmd, check=True, **kw) -> subprocess.CompletedProcess:
@@ -59,6 +59,11 @@ def cluster_problem() -> str | None:
     return None
 
 
+SUBMITTED: list[str] = []
+"""Jobs this module submitted (cancelled when it ends, so a failed test leaves none running)."""
+SUBMITIT_NAME = "scaling-submitit-test"
+
+
 @pytest.fixture(scope="module")
 def cluster():
     problem = cluster_problem()
@@ -66,6 +71,9 @@ def cluster():
         if os.environ.get("SCALING_REQUIRE_SLURM"):
             pytest.fail(f"SCALING_REQUIRE_SLURM is set but no Slurm cluster answers: {problem}")
         pytest.skip(f"no Slurm cluster here ({problem}); .ci/slurm-local install && .ci/slurm-local start")
+    yield
+    sh("scancel", *SUBMITTED, check=False)
+    sh("scancel", "-n", SUBMITIT_NAME, check=False)
 
 
 def job(jid: str) -> dict:
@@ -107,7 +115,8 @@ def sbatch(template: str, *args, options=(), env_extra=None) -> str:
     """Submit a template from the project root as the README does; returns the job id."""
     env = {**os.environ, "PYTHON": sys.executable, **(env_extra or {})}
     out = sh("sbatch", "--parsable", *options, SLURM / template, *args, cwd=ROOT, env=env)
-    return out.stdout.strip().split(";")[0]
+    SUBMITTED.append(out.stdout.strip().split(";")[0])
+    return SUBMITTED[-1]
 
 
 def ckpt_step(path: Path) -> int:
@@ -135,23 +144,41 @@ def test_the_templates_as_the_readme_submits_them_fit_a_cpu_only_node(cluster):
     assert gpu.returncode != 0  # a GPU is an opt-in this node cannot give
 
 
+def training_steps(args: list[str], root: Path, seconds: float) -> int:
+    """Steps of the smoke grid's dense point that train for at least ``seconds`` on this machine
+    (at least its long point's 450), from a 40-step run here: a faster machine trains more steps
+    in the up to 30 s a time-limit warning takes, and the warning must land in training."""
+    from conftest import compose_run
+    from scaling.experiment import run
+    threads = torch.get_num_threads()
+    try:  # one thread, as a task on one CPU trains
+        took = run(compose_run(["experiment=smoke", "grid.index=0", *args, f"grid.root={root}",
+                                "trainer.threads=1"]))["timing_s"]["train"]
+    finally:
+        torch.set_num_threads(threads)
+    return max(450, int(seconds * 40 / took) // 10 * 10)
+
+
 def test_grid_array_requeue_in_a_later_epoch_and_kill_end_with_the_unbroken_weights(cluster, grid_args):
     work, args = grid_args
     opts = ["--cpus-per-task=1", "--mem=2G", "--time=15", "--signal=USR1@119"]
     out = work / "logs"
     out.mkdir()
-    assert grid.experiment_axes("smoke")["budget.steps"][1] == LONG_STEPS
-    point = f"dense-tiny-steps{LONG_STEPS}"
+    steps = training_steps(args, work / "calibration", 45)
+    long = [f"budget.steps={steps}"]
+    point = f"dense-tiny-steps{steps}"
     env = {"EXPERIMENT": "smoke"}
-    # the point to preempt, and the tiny grid's two dense points (the long one is the unbroken run)
-    broken = sbatch("grid.sbatch", f"grid.root={work / 'p'}", *args,
+    # the point to preempt, the tiny grid's short point, then the unbroken run of the long one
+    broken = sbatch("grid.sbatch", f"grid.root={work / 'p'}", *args, *long,
                     options=[*opts, "--array=1", f"--output={out}/p-%A_%a.out"], env_extra=env)
     tiny = sbatch("grid.sbatch", f"grid.root={work / 'g'}", *args,
-                  options=[*opts, "--array=0-1", f"--output={out}/g-%A_%a.out"], env_extra=env)
+                  options=[*opts, "--array=0", f"--output={out}/g-%A_%a.out"], env_extra=env)
+    whole = sbatch("grid.sbatch", f"grid.root={work / 'g'}", *args, *long,
+                   options=[*opts, "--array=1", f"--output={out}/u-%A_%a.out"], env_extra=env)
     p, run_dir, plog = f"{broken}_1", work / "p" / "smoke" / point, out / f"p-{broken}_1.out"
     unbroken = work / "g" / "smoke" / point
 
-    # 1. the tiny grid's first task, warned while it starts (in the recipe's imports, long before
+    # 1. the tiny grid's short point, warned while it starts (in the recipe's imports, long before
     #    training), requeues; it is let back in once the unbroken run is done
     early = f"{tiny}_0"
     wait_for(f"{early} to start its step", lambda: f"{early}.0" in sh("squeue", "-h", "-s", "-o", "%i").stdout, 120)
@@ -170,21 +197,21 @@ def test_grid_array_requeue_in_a_later_epoch_and_kill_end_with_the_unbroken_weig
     first = re.search(r"\[preempt\] step (\d+): saving", text)
     assert first and f"scontrol requeue {p}: done" in text, text[-3000:]
     (epoch, batch), = re.findall(r"resuming the data stream at epoch (\d+), batch (\d+)", text)
-    assert 10 <= int(first.group(1)) < LONG_STEPS and int(epoch) >= 10, text[-3000:]
+    assert 10 <= int(first.group(1)) < steps and int(epoch) >= 10, text[-3000:]
 
     # 3. then SIGKILL in a later epoch, after a checkpoint the rerun wrote; resubmitted, it resumes
     wait_for("a checkpoint after the resume", lambda: ckpt_step(run_dir / "ckpt" / "last.ckpt") > int(first.group(1)),
              120, log=plog)
     sh("scancel", "--signal=KILL", p)
     wait_for(f"{p} to end", lambda: finished(p), 60)
-    status = sh(sys.executable, "-m", "scaling.grid", "smoke", work / "p", cwd=ROOT).stdout
-    assert re.search(rf"^\s*1\s+{point}\s+interrupted$", status, re.M), status  # its marker is stale
-    again = sbatch("grid.sbatch", f"grid.root={work / 'p'}", *args,
+    axes = {**grid.experiment_axes("smoke"), "budget.steps": [steps]}
+    assert grid.status(str(work / "p"), "smoke", axes)["interrupted"] == [point]  # its marker is stale
+    again = sbatch("grid.sbatch", f"grid.root={work / 'p'}", *args, *long,
                    options=[*opts, "--array=1", f"--output={out}/p2-%A_%a.out"], env_extra=env)
-    wait_for("the unbroken run to finish", lambda: finished(f"{tiny}_1"), 300, poll=2, log=out / f"g-{tiny}_1.out")
+    wait_for("the unbroken run to finish", lambda: finished(f"{whole}_1"), 300, poll=2, log=out / f"u-{whole}_1.out")
     release(early)
 
-    for jid, log in ((f"{tiny}_1", out / f"g-{tiny}_1.out"), (f"{again}_1", out / f"p2-{again}_1.out"),
+    for jid, log in ((f"{whole}_1", out / f"u-{whole}_1.out"), (f"{again}_1", out / f"p2-{again}_1.out"),
                      (early, out / f"g-{tiny}_0.out")):
         wait_for(f"{jid} to finish", lambda jid=jid: finished(jid), 300, poll=2, log=log)
         assert state(jid) == "COMPLETED", (job(jid), log.read_text()[-3000:])
@@ -192,15 +219,13 @@ def test_grid_array_requeue_in_a_later_epoch_and_kill_end_with_the_unbroken_weig
     (epoch2, _), = re.findall(r"resuming the data stream at epoch (\d+), batch (\d+)", text2)
     assert int(epoch2) > int(epoch), text2[-3000:]
     assert_same_weights(unbroken, run_dir)
-    assert json.loads((run_dir / "result.json").read_text())["budget"]["realised"]["steps"] == LONG_STEPS
-    steps = [int(r["step"]) for r in csv.DictReader(open(run_dir / "logs" / "metrics.csv")) if r.get("train/loss")]
-    assert steps == list(range(LONG_STEPS))  # every step logged once, across three attempts
+    assert json.loads((run_dir / "result.json").read_text())["budget"]["realised"]["steps"] == steps
+    logged = [int(r["step"]) for r in csv.DictReader(open(run_dir / "logs" / "metrics.csv")) if r.get("train/loss")]
+    assert logged == list(range(steps))  # every step logged once, across three attempts
 
     glog = (out / f"g-{tiny}_0.out").read_text()
     assert "outside training: requeueing now" in glog and f"scontrol requeue {early}: done" in glog
-    done = sorted(p.parent.name for p in (work / "g" / "smoke").glob("*/result.json"))
-    assert done == ["dense-tiny-steps40", point]
-    assert "2 of 4 done" in sh(sys.executable, "-m", "scaling.grid", "smoke", work / "g", cwd=ROOT).stdout
+    assert "dense-tiny-steps40" in grid.status(str(work / "g"), "smoke", grid.experiment_axes("smoke"))["done"]
 
 
 def test_submitit_launcher_times_out_requeues_and_collects_the_resumed_result(cluster, grid_args):
@@ -208,7 +233,7 @@ def test_submitit_launcher_times_out_requeues_and_collects_the_resumed_result(cl
     (SIGUSR2, submitit's); submitit requeues it, the requeued task resumes and finishes, and the
     launcher, printing the tasks' progress meanwhile, collects the result and exits 0."""
     work, args = grid_args
-    sweep, name = work / "sweep", "scaling-submitit-test"
+    sweep, name = work / "sweep", SUBMITIT_NAME
     cmd = [sys.executable, ROOT / "recipes" / "run.py", "-m", "hydra/launcher=slurm", "experiment=smoke",
            "grid.index=1", f"grid.root={work / 's'}", *args, f"hydra.sweep.dir={sweep}", f"hydra.launcher.name={name}",
            "hydra.launcher.timeout_min=15", "hydra.launcher.signal_delay_s=119", "hydra.launcher.cpus_per_task=1",
