@@ -88,9 +88,10 @@ def run(cfg: RunConfig) -> dict:
     from scaling.cli import USER_ERRORS
     signals.own()  # a Slurm warning from here on requeues (scaling/signals.py)
     leader = launch.is_leader()
+    record = to_dict(cfg) if leader else None  # what the leader checks the folder against
     # a folder holding another configuration's unfinished run is refused before any work
     run_dir = rundir.claim(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite,
-                           record=to_dict(cfg) if leader else None)
+                           record)
     from scaling import prepare
     from scaling.data import corpora
     teacher_scores, pools = prepare.training_inputs(cfg)  # inputs and splits fail before any model loads
@@ -100,7 +101,7 @@ def run(cfg: RunConfig) -> dict:
     corpora.require_splits(dataset, [cfg.data.train_split], "data.train_split")
     if cfg.eval.every_n_steps:
         corpora.require_splits(dataset, [cfg.eval.curve_split], "eval.curve_split")
-    rundir.prepare(run_dir, "", cfg.overwrite, record=to_dict(cfg) if leader else None)  # replaced if asked
+    rundir.create(run_dir, cfg.overwrite, record)  # a run replaced with overwrite=true goes here
     marker = grid.mark_running(run_dir) if leader else None
     try:
         with tracking.open_tracker(cfg, run_dir) as tracker:

@@ -25,10 +25,10 @@ from scaling import signals
 from scaling.signals import Preempted  # noqa: F401  (raised here, caught by scaling.training.fit)
 
 
-def plugins(owner: str | None) -> list:
-    """The Trainer's cluster environment in a Slurm job: Slurm's ranks and addresses, no
-    auto-requeue (the guard and ``Preemption`` own it)."""
-    if owner is None:
+def plugins(guard: signals.Guard | None) -> list:
+    """The Trainer's cluster environment in a Slurm job (the guard's): Slurm's ranks and addresses,
+    no auto-requeue (the guard and ``Preemption`` own it)."""
+    if guard is None:
         return []
     from lightning.pytorch.plugins.environments import SLURMEnvironment
     return [SLURMEnvironment(auto_requeue=False)]

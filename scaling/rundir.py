@@ -128,11 +128,9 @@ def clear(path: Path) -> list[str]:
     return removed
 
 
-def prepare(run_dir: str | Path | None, stem: str, overwrite: bool = False, record: dict | None = None,
-            env=os.environ) -> Path:
-    """``claim`` the folder, create it; with ``overwrite`` and ``record``, a finished run or one
-    of another configuration is replaced (its entries removed) first."""
-    path = claim(run_dir, stem, overwrite, record, env)
+def create(path: Path, overwrite: bool = False, record: dict | None = None) -> Path:
+    """Create a claimed folder; with ``overwrite`` and ``record``, a finished run or one of another
+    configuration in it is replaced (its entries removed) first."""
     if overwrite and record is not None:
         recorded = recorded_config(path)
         if finished(path) or (recorded is not None and differing(recorded, record)):
@@ -140,6 +138,12 @@ def prepare(run_dir: str | Path | None, stem: str, overwrite: bool = False, reco
             print(f"[run] overwrite=true: removed {', '.join(removed)} from {path}", flush=True)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def prepare(run_dir: str | Path | None, stem: str, overwrite: bool = False, record: dict | None = None,
+            env=os.environ) -> Path:
+    """``claim`` the folder, then ``create`` it."""
+    return create(claim(run_dir, stem, overwrite, record, env), overwrite, record)
 
 
 def resume_hint(path: Path, exc: BaseException | None = None) -> str:

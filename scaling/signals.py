@@ -32,7 +32,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
+
+from scaling import launch
 
 INTERACTIVE = ("bash", "interactive")
 """SLURM_JOB_NAME of an interactive allocation (``salloc``/``srun --pty bash``): no requeue there.
@@ -72,11 +73,6 @@ def job_id(env=os.environ) -> str:
     if env.get("SLURM_ARRAY_JOB_ID"):
         return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
     return env["SLURM_JOB_ID"]
-
-
-def _leader(env) -> bool:
-    from scaling import launch
-    return launch.is_leader(env)
 
 
 class Guard:
@@ -121,7 +117,7 @@ class Guard:
             if callable(self.previous):
                 self.previous(self.signum, None)  # checkpoints the submission, requeues, sys.exit(-1)
             return True
-        if not _leader(self.env):
+        if not launch.is_leader(self.env):
             self.requeued = True
             return True
         job = job_id(self.env)

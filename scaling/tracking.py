@@ -142,7 +142,7 @@ class WandbTracker(Tracker):
 
 
 def csv_logger(run_dir: Path):
-    """Lightning's CSVLogger writing RUN_DIR/logs/metrics.csv through ``ResumedCSV``."""
+    """Lightning's CSVLogger writing RUN_DIR/logs/metrics.csv through ``resumed_writer``."""
     from lightning.pytorch.loggers import CSVLogger
 
     class Logger(CSVLogger):

@@ -41,7 +41,7 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
                         precision=t.precision, max_steps=plan.max_steps, max_epochs=-1,
                         accumulate_grad_batches=plan.accumulate, gradient_clip_val=t.grad_clip,
                         log_every_n_steps=t.log_every, logger=logger, callbacks=callbacks,
-                        plugins=[trainstate.AtomicCheckpointIO(), *preemption.plugins(guard.owner if guard else None)],
+                        plugins=[trainstate.AtomicCheckpointIO(), *preemption.plugins(guard)],
                         enable_model_summary=False,
                         default_root_dir=str(run_dir), num_sanity_val_steps=0,
                         use_distributed_sampler=False)  # EpochSampler slices ranks itself

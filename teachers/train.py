@@ -12,15 +12,14 @@ written to a temporary sibling and renamed.
 
 from __future__ import annotations
 
-import random
 import shutil
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from scaling.data.resume import DataPosition, EpochSampler
+from scaling.data.resume import DataPosition, EpochSampler, draw, loader
 from scaling.io import atomic_dir
 from teachers.crossencoder import encode_pairs, load, logits_to_scores
 
@@ -40,9 +39,8 @@ class PairGroups(Dataset):
 
     def __getitem__(self, key):
         """``(epoch, index)`` from EpochSampler (scaling/data/resume.py), or an index (epoch 0)."""
-        epoch, i = key if isinstance(key, tuple) else (0, key)
+        i, rng = draw(self.seed, key)
         qid, pos, negs = self.items[i]
-        rng = random.Random(f"{self.seed}/{epoch}/{i}")
         docs = [rng.choice(pos)] + rng.sample(negs, self.n)
         return self.data.queries[qid], [self.data.corpus[d] for d in docs]
 
@@ -91,8 +89,7 @@ def train_teacher(data, groups: dict[str, dict], cfg, out_dir: Path, depth: int,
     module = CrossEncoderModule(model.train(), tokenizer, cfg.max_len, t.lr, t.warmup_ratio, t.steps)
     groups_ds = PairGroups(data, groups, t.n_negatives, depth, seed)
     sampler = EpochSampler(len(groups_ds), t.batch_size, seed)
-    loader = DataLoader(groups_ds, batch_size=t.batch_size, sampler=sampler, drop_last=True,
-                        collate_fn=module.collate, generator=torch.Generator().manual_seed(seed))
+    stream = loader(groups_ds, sampler, module.collate)
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     ckpt_dir = out_dir / "ckpt"
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=t.steps, max_epochs=-1,
@@ -104,7 +101,7 @@ def train_teacher(data, groups: dict[str, dict], cfg, out_dir: Path, depth: int,
                                    TQDMProgressBar(refresh_rate=1)],
                         default_root_dir=str(out_dir), num_sanity_val_steps=0, use_distributed_sampler=False)
     last = ckpt_dir / "last.ckpt"
-    trainer.fit(module, loader, ckpt_path=str(last) if last.exists() else None)
+    trainer.fit(module, stream, ckpt_path=str(last) if last.exists() else None)
     with atomic_dir(final) as tmp:
         module.model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -65,3 +65,11 @@ def test_data_fraction_draws_nested_subsets_independent_of_the_seed(small_beir):
     assert set(ids(quarter)) < set(ids(half)) < set(ids(full))  # smaller shares are subsets
     assert ids(half) == [q for q in ids(full) if q in set(ids(half))]  # original order kept
     assert ids(TrainGroups(data, "train", 1, seed=9, fraction=0.25)) == ids(quarter)
+
+
+def test_a_checkpoint_of_the_older_position_resumes_at_the_same_place():
+    """Checkpoints written before the trained-batch counter hold (epoch, batches in it)."""
+    from scaling.data.resume import DataPosition, EpochSampler
+    sampler = EpochSampler(10, 2)  # 5 batches an epoch
+    DataPosition(sampler).load_state_dict({"epoch": 2, "batches": 1})
+    assert sampler.trained == 11 and [k[0] for k in sampler] == [2] * 8  # the rest of epoch 2

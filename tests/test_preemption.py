@@ -147,6 +147,24 @@ def test_a_signal_during_evaluation_keeps_the_encoded_blocks_and_the_rerun_only_
     assert_same_weights(whole, tmp_path / "r")
 
 
+def test_sigterm_in_a_later_epoch_stops_with_a_resume_hint_and_the_rerun_ends_with_the_same_weights(
+        common, whole, slurm_task, tmp_path, monkeypatch, capsys):
+    """scancel (SIGTERM) inside step 6 (epoch 2): the run stops at once, its marker goes, it says how
+    to resume, nothing is requeued; the rerun resumes from the end of epoch 1 to the unbroken weights."""
+    signal_during(monkeypatch, signal.SIGTERM, step=6, micro=1)
+    cfg = parse(compose(common + [f"run_dir={tmp_path / 'r'}", "trainer.checkpoint_every=4"]))
+    with pytest.raises(signals.Terminated) as stopped:
+        run(cfg)
+    assert stopped.value.code == 143 and requeues(slurm_task) == []
+    assert not (tmp_path / "r" / "running.json").exists()
+    out = capsys.readouterr().out
+    assert "received SIGTERM: stopping" in out and "[run] stopped (Terminated)" in out and "last.ckpt" in out
+    assert torch.load(tmp_path / "r" / "ckpt" / "last.ckpt", weights_only=False)["global_step"] == 4
+    monkeypatch.setattr(FlopLedger, "on_train_batch_start", lambda *a: None, raising=False)
+    assert run(cfg)["budget"]["realised"]["steps"] == 7
+    assert_same_weights(whole, tmp_path / "r")
+
+
 def test_a_failed_requeue_ends_the_task_failed_with_its_checkpoint_saved(common, slurm_task, tmp_path,
                                                                         monkeypatch, capsys):
     stub(tmp_path / "bin", "scontrol", "echo 'slurm_requeue error: Access/permission denied' >&2; exit 1")

@@ -18,12 +18,12 @@ import random
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from scaling.data.collate import tokenizers_for
 from scaling.data.formats import Dataset as IRDataset
 from scaling.data.formats import FormatError, read_scores
-from scaling.data.resume import EpochSampler
+from scaling.data.resume import EpochSampler, draw, loader
 
 
 def subset(items: list, fraction: float) -> list:
@@ -81,9 +81,8 @@ class TrainGroups(Dataset):
 
     def __getitem__(self, key):
         """``(epoch, index)`` (what EpochSampler yields), or an index (epoch 0)."""
-        epoch, i = key if isinstance(key, tuple) else (0, key)
+        i, rng = draw(self.seed, key)
         item = self.items[i]
-        rng = random.Random(f"{self.seed}/{epoch}/{i}")
         pos = rng.choice(item[1])
         if len(item) == 3:  # a candidate pool: teacher-scored or BM25
             group = [pos] + rng.sample(item[2], self.n_negatives)
@@ -132,6 +131,4 @@ class GroupDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         """Whole batches in a (seed, epoch) order; resumable mid-epoch with ``DataPosition``."""
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.sampler,
-                          drop_last=True, collate_fn=self.collate, num_workers=self.num_workers,
-                          generator=torch.Generator().manual_seed(self.seed))  # not the global generator
+        return loader(self.train_set, self.sampler, self.collate, self.num_workers)

@@ -29,7 +29,7 @@ import warnings
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 def _rank_world() -> tuple[int, int]:
@@ -75,6 +75,21 @@ class EpochSampler(Sampler):
         epoch, done = divmod(self.trained, self.batches_per_epoch())
         for i in self.order(epoch)[done * self.batch_size:]:
             yield epoch, i
+
+
+def draw(seed: int, key) -> tuple[int, random.Random]:
+    """A dataset item's index and its own generator from the sampler's ``(epoch, index)`` key (a
+    bare index is epoch 0): the draws of item i in epoch e are a function of (seed, e, i)."""
+    epoch, i = key if isinstance(key, tuple) else (0, key)
+    return i, random.Random(f"{seed}/{epoch}/{i}")
+
+
+def loader(dataset, sampler: EpochSampler, collate_fn, num_workers: int = 0) -> DataLoader:
+    """The training DataLoader over ``sampler``'s stream: whole batches, and a generator of its own
+    for the workers' base seed, so starting an epoch's iterator moves no global random state."""
+    return DataLoader(dataset, batch_size=sampler.batch_size, sampler=sampler, drop_last=True,
+                      collate_fn=collate_fn, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(sampler.seed))
 
 
 def random_state() -> dict:
