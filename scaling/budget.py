@@ -115,10 +115,13 @@ def resolve_batch(batch_size: int, accumulate: int, global_batch: int | None, wo
 
 @dataclass(frozen=True)
 class Counts:
-    """Parameters of the backbone body as instantiated from its config (embeddings included)."""
+    """Parameters of the backbone as instantiated from its config: ``total`` the body's
+    (embeddings included), ``lm_head`` the LM head's own weights (0 when tied to the embedding,
+    or for an encoder without one: Llama-3.1-8B's untied head is 0.53B of its 8.03B)."""
 
     total: int
     embedding: int
+    lm_head: int = 0
 
     @property
     def nonembedding(self) -> int:
@@ -150,6 +153,12 @@ class Plan:
     query_len: int
     doc_len: int
     params_total: int
+    """The whole backbone, its LM head included (what a model card states: 8.03B for Llama-3.1-8B)."""
+    params_without_lm_head: int
+    """The body alone (embeddings included): what a dense head reads. A sparse head also computes
+    the LM head, and its FLOPs are charged in ``flops_per_token_forward``."""
+    params_lm_head: int
+    """The LM head's own weights: 0 when tied to the input embedding."""
     params_nonembedding: int
     params_matmul: int
     """Weights in the body's matmuls (what the FLOP formula counts)."""
@@ -171,24 +180,26 @@ class Plan:
         split = (f" ({self.world_size} devices x {self.accumulate} x {self.micro_batch})"
                  if self.world_size > 1 or self.accumulate > 1 else "")
         recompute = (f" | +{self.recompute_flops_per_step * self.max_steps:.3e} recompute, not charged"
-                     if self.recompute_flops_per_step else "")
+                     if self.recompute_flops_per_step and self.max_steps else "")
+        head = f" ({self.params_without_lm_head / 1e6:.1f}M without the LM head)" if self.params_lm_head else ""
         return (f"[budget] {src} -> {self.max_steps} steps, {self.total_flops:.3e} FLOPs in all | "
                 f"{self.global_batch} queries{split} x (1 + {self.group_size - 1} docs) per step, "
-                f"{self.tokens_per_step} tokens/step | {self.params_nonembedding / 1e6:.1f}M non-embedding "
-                f"params, {self.params_trainable / 1e6:.2f}M trained{recompute}")
+                f"{self.tokens_per_step} tokens/step | {self.params_total / 1e6:.1f}M params{head}, "
+                f"{self.params_nonembedding / 1e6:.1f}M non-embedding, {self.params_trainable / 1e6:.2f}M "
+                f"trained{recompute}")
 
 
 def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, batch: Batch | int,
          lora_r: int | None, lora_targets=(), head_extra_per_token: float | Callable[[int], float] = 0.0,
          budget_flops: float | None = None, steps: int | None = None, budget_tokens: float | None = None,
-         counts: Counts | None = None, recompute: bool = False, allow_empty: bool = False,
+         counts: Counts | None = None, recompute: bool = False,
          grad_cache: bool = False, head_recompute: bool = False) -> Plan:
     """Steps for a FLOP or token budget (or FLOPs for fixed steps): max_steps = floor(budget / per step).
     ``batch``: a resolved Batch, or a global batch on one device. ``head_extra_per_token``: the
     head's forward FLOPs per token, a number or a function of the text's length (a lexical sparse
     head projects onto the text's own tokens). ``counts``: the body's parameters as instantiated
     (without them the matmul weights stand in for the non-embedding count). A budget that buys no
-    step raises ValueError, unless ``allow_empty`` (a dry run reports 0 steps). ``grad_cache``:
+    step raises ValueError (a dry run fails on it as the run would). ``grad_cache``:
     every chunk is encoded twice (without, then with a graph), one more forward per step.
     ``head_recompute``: the head's forward runs again in the backward (a checkpointed head)."""
     if sum(x is not None for x in (budget_flops, steps, budget_tokens)) != 1:
@@ -212,24 +223,27 @@ def plan(arch: Arch, query_len: int, doc_len: int, group_size: int, batch: Batch
     mode = "flops" if budget_flops is not None else "tokens" if budget_tokens is not None else "steps"
     if mode == "flops":
         steps = math.floor(budget_flops / per_step)
-        if steps < 1 and not allow_empty:
-            raise ValueError(f"budget {budget_flops:.3e} FLOPs buys no step (one step costs {per_step:.3e})")
+        if steps < 1:
+            raise ValueError(f"{budget_flops:.3e} FLOPs buys no step: one step costs {per_step:.3e} "
+                             f"({q_tok + d_tok} tokens); raise budget.flops or shrink the batch or lengths")
     elif mode == "tokens":
         steps = math.floor(budget_tokens / (q_tok + d_tok))
-        if steps < 1 and not allow_empty:
-            raise ValueError(f"budget {budget_tokens:.3e} tokens buys no step (one step takes {q_tok + d_tok})")
+        if steps < 1:
+            raise ValueError(f"{budget_tokens:.3e} tokens buys no step: one step takes {q_tok + d_tok}; "
+                             "raise budget.tokens or shrink the batch or lengths")
     matmul = arch.layers * layer_params(arch)
     counts = counts or Counts(matmul, 0)
     trainable = counts.total if lora_r is None else lora_params(arch, lora_r, list(lora_targets))
     return Plan(steps, per_step, steps * per_step, mode, budget_flops, budget_tokens, q_tok + d_tok, q_tok,
                 d_tok, forward / (q_tok + d_tok), global_batch, batch.micro, batch.accumulate, batch.world,
-                group_size, query_len, doc_len, counts.total, counts.nonembedding, matmul, trainable,
+                group_size, query_len, doc_len, counts.total + counts.lm_head, counts.total, counts.lm_head,
+                counts.nonembedding, matmul, trainable,
                 recompute_per_step)
 
 
 def plan_run(cfg, arch: Arch, counts: Counts | None = None,
              head_extra_per_token: float | Callable[[int], float] = 0.0, world_size: int = 1,
-             allow_empty: bool = False, head_recompute: bool = False) -> Plan:
+             head_recompute: bool = False) -> Plan:
     """The plan of a run configuration on ``world_size`` devices: ``arch`` and ``counts`` from
     the backbone's HF config (cut to model.num_layers), lengths, group size, batch, LoRA and budget
     from ``cfg``. A budget that buys no step, or a batch that does not divide, is a ConfigError."""
@@ -245,7 +259,7 @@ def plan_run(cfg, arch: Arch, counts: Counts | None = None,
         return plan(arch, cfg.data.query_len, cfg.data.doc_len, 1 + cfg.data.n_negatives, batch,
                     lora.r if lora.enabled else None, lora.targets, head_extra_per_token,
                     budget_flops=b.flops, steps=b.steps, budget_tokens=b.tokens, counts=counts,
-                    recompute=cfg.model.gradient_checkpointing, allow_empty=allow_empty,
+                    recompute=cfg.model.gradient_checkpointing,
                     grad_cache=bool(t.grad_cache_chunk), head_recompute=head_recompute)
     except ValueError as e:
-        raise ConfigError("budget", str(e)) from None
+        raise ConfigError(f"budget.{'flops' if b.flops is not None else 'tokens'}", str(e)) from None

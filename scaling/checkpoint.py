@@ -61,8 +61,11 @@ def read_config(ckpt_dir: Path) -> RunConfig:
     """The run configuration a checkpoint folder was trained with."""
     path = Path(ckpt_dir).expanduser() / "run_config.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: {path.parent} is not a checkpoint folder "
-                                "(expected run_config.json and weights.safetensors)")
+        inner = path.parent / "checkpoint" / "run_config.json"
+        hint = (f"; {path.parent} is a run folder: give checkpoint={path.parent / 'checkpoint'}"
+                if inner.exists() else "")
+        raise FileNotFoundError(f"checkpoint={path.parent} is not a checkpoint folder (no run_config.json "
+                                f"and weights.safetensors){hint}")
     data = json.loads(path.read_text())
     head = data.get("paradigm", {}).get("head") or {}
     if head.get("name") == "sparse":

@@ -37,27 +37,34 @@ def world_size(cfg: RunConfig) -> int:
         raise ConfigError("trainer.devices", str(e)) from None
 
 
-def make_plan(cfg: RunConfig, hf_config=None, allow_empty: bool = False):
-    """The budget plan from the backbone's own HF config (the loaded model's, or read without
-    weights) and the head's planned FLOPs, on the world size the Trainer will run."""
+def make_plan(cfg: RunConfig, hf_config=None):
+    """The budget plan from the backbone's own HF config (read without weights unless given) and
+    the head's planned FLOPs, on the world size the Trainer will run. A budget that buys no step,
+    or a ``model.num_layers`` beyond the backbone's depth, is a ConfigError."""
     from scaling import backbone, sizes
     from scaling.budget import plan_run
     from scaling.heads import head_flops, head_recomputes
     source = sizes.get(cfg.model.name).source
     arch, counts = backbone.describe(hf_config or backbone.read_hf_config(cfg.model, cfg.cache_dir), source)
     extra = head_flops(cfg.paradigm.head, arch.hidden, arch.vocab, transform=source == "mlm")
-    return plan_run(cfg, arch, counts, extra, world_size(cfg), allow_empty, head_recomputes(cfg.paradigm.head))
+    return plan_run(cfg, arch, counts, extra, world_size(cfg), head_recompute=head_recomputes(cfg.paradigm.head))
 
 
 def dry_run(cfg: RunConfig) -> dict:
-    """Print the plan, its last stdout line one JSON object; loads no weights, data or folders."""
-    plan = make_plan(cfg, allow_empty=True)
+    """Check the run as the real one would (scaling/checks.py: the same errors, so a dry run
+    approves only what would run) and print its plan, the last stdout line one JSON object.
+    Loads no weights and no corpus, and writes nothing."""
+    from scaling import checks
+    inputs = checks.run_inputs(cfg, build=False)
+    plan = inputs.plan
     print(f"[dry_run] {cfg.paradigm.name} {cfg.loss.name} {cfg.model.name}"
           f"{'' if cfg.model.num_layers is None else f' (first {cfg.model.num_layers} layers)'}", flush=True)
     print(plan.describe(), flush=True)
-    if plan.max_steps == 0:
-        print(f"[dry_run] this budget buys no step: one step costs {plan.flops_per_step:.3e} FLOPs "
-              f"({plan.tokens_per_step} tokens)", flush=True)
+    if inputs.teacher is not None:
+        print(f"[dry_run] teacher scores: {inputs.teacher_path} ({sum(map(len, inputs.teacher.values()))} pairs, "
+              f"{len(inputs.teacher)} queries)", flush=True)
+    for what in inputs.unchecked:
+        print(f"[dry_run] not checked: {what}", flush=True)
     out = plan.as_dict()
     print(json.dumps(out), flush=True)
     return out
@@ -92,20 +99,15 @@ def run(cfg: RunConfig) -> dict:
     # a folder holding another configuration's unfinished run is refused before any work
     run_dir = rundir.claim(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite,
                            record)
-    from scaling import prepare
+    from scaling import checks
     from scaling.data import corpora
-    teacher_scores, pools = prepare.training_inputs(cfg)  # inputs and splits fail before any model loads
-    data_dir = corpora.dataset_dir(cfg.data, cfg.cache_dir)
-    dataset = corpora.load(cfg.data, cfg.cache_dir, root=data_dir)
-    corpora.require_splits(dataset, cfg.data.eval_splits, "data.eval_splits")
-    corpora.require_splits(dataset, [cfg.data.train_split], "data.train_split")
-    if cfg.eval.every_n_steps:
-        corpora.require_splits(dataset, [cfg.eval.curve_split], "eval.curve_split")
+    inputs = checks.run_inputs(cfg)  # every check, before any folder, model, corpus or reference work
+    dataset = corpora.load(cfg.data, cfg.cache_dir, root=inputs.data_dir)
     rundir.create(run_dir, cfg.overwrite, record)  # a run replaced with overwrite=true goes here
     marker = grid.mark_running(run_dir) if leader else None
     try:
         with tracking.open_tracker(cfg, run_dir) as tracker:
-            return _run(cfg, run_dir, dataset, data_dir, teacher_scores, pools, t0, tracker)
+            return _run(cfg, run_dir, dataset, inputs, t0, tracker)
     except BaseException as e:  # a requeue (Preempted, or submitit's exit) needs no hint: the task comes back
         if leader and not isinstance(e, USER_ERRORS) and not signals.requeued():
             print(rundir.resume_hint(run_dir, e), flush=True)
@@ -115,7 +117,7 @@ def run(cfg: RunConfig) -> dict:
             marker.stop()
 
 
-def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools, t0: float, tracker) -> dict:
+def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> dict:
     import torch
 
     from scaling import checkpoint, prepare, training
@@ -133,8 +135,8 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
     import lightning as L
     L.seed_everything(cfg.seed, verbose=False)
 
-    backbone, head, loss = checkpoint.build(cfg)                                      # plan
-    plan = make_plan(cfg, backbone.hf_config)
+    backbone, head, loss = checkpoint.build(cfg)
+    plan = inputs.plan                                                                # plan
     print(plan.describe(), flush=True)
     module = RetrieverModule(backbone.body, head, loss, cfg.trainer.lr, cfg.trainer.warmup_ratio,
                              cfg.trainer.weight_decay, plan.max_steps, cfg.trainer.grad_cache_chunk)
@@ -143,11 +145,12 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
     tracker.plan(planned)
     if leader:
         write_json_atomic(run_dir / "budget.json", planned)
-        references = systems.references(cfg, dataset, data_dir, splits)
+        references = systems.references(cfg, dataset, inputs.data_dir, splits)
         if cfg.eval.untrained:
-            untrained = systems.metrics("untrained", cfg, dataset, data_dir, splits, (module, backbone.tokenizer))
+            untrained = systems.metrics("untrained", cfg, dataset, inputs.data_dir, splits,
+                                        (module, backbone.tokenizer))
     dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, plan.micro_batch, cfg.seed,
-                         cfg.trainer.num_workers, teacher_scores, pools, plan.accumulate)
+                         cfg.trainer.num_workers, inputs.teacher, inputs.pools, plan.accumulate)
     ledger, callbacks = FlopLedger(plan), []
     if cfg.eval.every_n_steps:
         from scaling.evaluation.encoder import evaluate_encoder
@@ -178,7 +181,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, data_dir, teacher_scores, pools
     budget = {"plan": planned, "realised": ledger.summary(),
               "not_charged": {"recompute_flops": plan.recompute_flops_per_step * ledger.steps,
                               "mntp_steps": cfg.model.mntp.steps,
-                              "teacher_scoring": prepare.teacher_scoring(cfg, teacher_scores)}}
+                              "teacher_scoring": prepare.teacher_scoring(cfg, inputs.teacher_path)}}
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": untrained,   # record
               "reference_metrics": references, "checkpoint": str(ckpt), "budget": budget,
               "curve": callbacks[0].points if callbacks else [],
@@ -204,13 +207,13 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     from scaling.data import corpora
     from scaling.evaluation import format_table, systems
     # the run's own configuration (a checkpoint's), with this call's data, evaluation and folders
+    from scaling import checks
+    data_dir = checks.evaluate_inputs(cfg)  # the checkpoint folder and the dataset's files, before any work
     base = checkpoint.read_config(cfg.checkpoint) if cfg.checkpoint else RunConfig()
     rcfg = dataclasses.replace(base, data=cfg.data, eval=cfg.eval, cache_dir=cfg.cache_dir,
                                run_dir=cfg.run_dir, overwrite=cfg.overwrite)
-    data_dir = corpora.dataset_dir(rcfg.data, rcfg.cache_dir)
     dataset = corpora.load(rcfg.data, rcfg.cache_dir, root=data_dir)
     splits = rcfg.data.eval_splits
-    corpora.require_splits(dataset, splits, "data.eval_splits")
     run_dir = rundir.prepare(cfg.run_dir, "evaluate", cfg.overwrite)
     print(f"[evaluate] {cfg.checkpoint or ', '.join(cfg.eval.baselines)} -> {run_dir}", flush=True)
     metrics, untrained, budget, record = {}, {}, {}, to_dict(rcfg)

@@ -324,24 +324,14 @@ def load_negative_pools(cfg: RunConfig) -> dict[str, list[str]]:
     return {q: g["negatives"][:cfg.data.negatives_depth] for q, g in read_groups(p.groups).items()}
 
 
-def training_inputs(cfg: RunConfig) -> tuple[Path | None, dict[str, list[str]] | None]:
-    """(teacher scores, BM25 negative pools) a run trains on, checked before any model loads:
-    the score file when a loss term distils (missing scores fail with how to build them), the
-    prepared pools when ``data.negatives=bm25`` without a teacher."""
-    scores = teacher_scores_path(cfg) if needs_teacher(cfg.terms) else None
-    check_data_for(cfg.terms, cfg.data, scores,
-                   f", or build them: `{prepare_command(cfg, 'teacher')}` with this run's teacher= options")
-    pools = load_negative_pools(cfg) if cfg.data.negatives == "bm25" and not scores else None
-    return scores, pools
-
-
 def needs_teacher(terms: list) -> bool:
     """True when any configured term distils from teacher scores."""
     return any(t.needs_teacher for t in terms)
 
 
 def check_data_for(terms: list, data_cfg, teacher_scores=None, how: str = "") -> None:
-    """Fail before any model loads when a term needs teacher scores the run cannot find.
+    """Fail before any model loads when a term needs teacher scores the run cannot find
+    (scaling/checks.py calls it, after checking the term's negatives).
 
     ``teacher_scores`` is the resolved score file (data.teacher_scores or the prepared one);
     ``how`` says how to build it.
@@ -354,6 +344,3 @@ def check_data_for(terms: list, data_cfg, teacher_scores=None, how: str = "") ->
         where = f" (none at {path})" if path else ""
         raise ConfigError(f"loss term {name!r} needs teacher scores{where}: set "
                          f"data.teacher_scores=FILE (TSV qid<TAB>docid<TAB>score){how}")
-    if data_cfg.n_negatives < 1:
-        raise ConfigError(f"loss term {name!r} compares a query's candidates: "
-                         "set data.n_negatives to 1 or more")

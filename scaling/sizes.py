@@ -95,5 +95,7 @@ def arch_for(name: str, num_layers: int | None = None) -> Arch:
     """The preset's architecture, cut to ``num_layers`` when given."""
     arch = get(name).arch
     if num_layers is not None:
-        arch = replace(arch, layers=min(num_layers, arch.layers))
+        if num_layers > arch.layers:
+            raise ValueError(f"{name} has {arch.layers} layers, not {num_layers}")
+        arch = replace(arch, layers=num_layers)
     return arch

@@ -80,6 +80,12 @@ def test_runs_needing_a_teacher_fail_before_loading_anything(tmp_path):
         check_data_for([KLConfig()], DataConfig(), tmp_path / "absent.tsv", ", or build them")
     scores = tmp_path / "t.tsv"
     scores.write_text("q\td\t1.0\n")
-    with pytest.raises(ValueError, match="n_negatives"):
-        check_data_for([MarginMSEConfig()], DataConfig(teacher_scores=str(scores), n_negatives=0))
+    check_data_for([MarginMSEConfig()], DataConfig(teacher_scores=str(scores)))
     check_data_for([InfoNCEConfig(), FlopsConfig()], DataConfig())
+    from scaling.checks import loss_needs
+    from scaling.config import LOSSES, RunConfig
+    for name in ("kd", "cl+kd", "margin_mse"):  # every distilling term compares candidates
+        with pytest.raises(ValueError, match=r"^data\.n_negatives: loss term '(kl|margin_mse)' compares"):
+            loss_needs(RunConfig(loss=LOSSES[name]))
+    loss_needs(RunConfig(loss=LOSSES["margin_mse"], data=DataConfig(n_negatives=1)))
+    loss_needs(RunConfig())

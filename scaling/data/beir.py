@@ -57,17 +57,22 @@ def download(name: str, out: Path) -> Path:
     return out
 
 
-def dataset_dir(cfg, cache: Path) -> Path:
-    """The BEIR folder ``cfg`` names: a folder, an extracted zip, or a named (downloaded) dataset."""
+def dataset_dir(cfg, cache: Path, build: bool = True) -> Path | None:
+    """The BEIR folder ``cfg`` names: a folder, an extracted zip, or a named (downloaded) dataset.
+    ``build=False`` extracts and downloads nothing: None when the folder is not there yet (a
+    missing zip, without leave to download it, still raises)."""
     cache = Path(cache).expanduser()
     if cfg.path:
         path = Path(cfg.path).expanduser()
         if path.suffix != ".zip":
             return path
         if not path.exists():
-            raise FileNotFoundError(f"data.path {path} does not exist")
+            raise FileNotFoundError(f"data.path={path} does not exist")
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
-        return extract(path, cache / "data" / "beir" / f"{path.stem}-{digest}")
+        dest = cache / "data" / "beir" / f"{path.stem}-{digest}"
+        if not build:
+            return dest if (dest / "corpus.jsonl").exists() else None
+        return extract(path, dest)
     if not cfg.beir_name:
         from scaling.config import ConfigError
         raise ConfigError("data=beir needs data.path=DIR (a BEIR folder: corpus.jsonl, queries.jsonl, "
@@ -82,5 +87,8 @@ def dataset_dir(cfg, cache: Path) -> Path:
                 f"BEIR dataset {cfg.beir_name!r} is not in {zip_path}: set data.download=true on a machine "
                 f"with a network (fetches {URL.format(name=cfg.beir_name)}), or put the zip there, "
                 "or give data.path=DIR|FILE.zip")
+    if not build:
+        return None
+    if not zip_path.exists():
         download(cfg.beir_name, zip_path)
     return extract(zip_path, dest)

@@ -13,26 +13,15 @@ resumed at any step of any epoch sees the groups the unbroken run saw (scaling/d
 
 from __future__ import annotations
 
-import math
-import random
-
 import lightning as L
 import torch
 from torch.utils.data import Dataset
 
 from scaling.data.collate import tokenizers_for
 from scaling.data.formats import Dataset as IRDataset
-from scaling.data.formats import FormatError, read_scores
+from scaling.data.formats import read_scores
+from scaling.data.groups import training_items
 from scaling.data.resume import EpochSampler, draw, loader
-
-
-def subset(items: list, fraction: float) -> list:
-    """The first ceil(fraction x n) items of one fixed (seed-independent) shuffle, in their
-    original order: each fraction's queries include every smaller fraction's."""
-    order = list(range(len(items)))
-    random.Random("data.fraction").shuffle(order)
-    keep = sorted(order[:max(1, math.ceil(fraction * len(items)))])
-    return [items[i] for i in keep]
 
 
 class TrainGroups(Dataset):
@@ -40,41 +29,14 @@ class TrainGroups(Dataset):
                  max_queries: int | None = None, teacher: dict | None = None,
                  missing: str = "error", source: str | None = None,
                  pools: dict[str, list[str]] | None = None, fraction: float = 1.0):
-        qrels = data.qrels[split]
-        items = [(qid, sorted(d for d, rel in docs.items() if rel > 0)) for qid, docs in qrels.items()]
-        items = [(q, pos) for q, pos in items if pos]
-        if max_queries is not None:
-            items = items[:max_queries]
-        if fraction < 1:
-            items = subset(items, fraction)
-        self.teacher, self.dropped = teacher, 0
-        if teacher is not None:  # the scored candidates are the pool; positives must be scored too
-            pools = {q: list(docs) for q, docs in teacher.items()}
-        if pools is not None:
-            items = self._with_pool(items, pools, n_negatives, missing, source)
-        if not items:
-            raise ValueError(f"dataset {data.name!r} split {split!r} has no usable training group")
+        self.teacher = teacher
+        items, self.dropped = training_items(data.qrels[split], n_negatives, max_queries, fraction, teacher, pools,
+                                             missing, source)
+        if self.dropped:
+            what = "teacher scores" if teacher is not None else "hard negatives"
+            print(f"[data] dropped {self.dropped} of {len(items) + self.dropped} groups without {what}", flush=True)
         self.items, self.data, self.n_negatives, self.seed = items, data, n_negatives, seed
         self.doc_ids = list(data.corpus)
-
-    def _with_pool(self, items, pools, n, missing, source):
-        what, kind = ("teacher scores", "scored") if self.teacher is not None else ("hard negatives", "pool")
-        kept, bad = [], []
-        for qid, positives in items:
-            pool, banned = pools.get(qid, []), set(positives)
-            pos = [p for p in positives if p in set(pool)] if self.teacher is not None else positives
-            negs = [d for d in pool if d not in banned]  # pool order (BM25 rank, or score file order)
-            if not pos or len(negs) < n:
-                bad.append(f"{qid} ({'no scored positive' if not pos else f'{len(negs)} {kind} negatives < {n}'})")
-                continue
-            kept.append((qid, pos, negs))
-        if bad and missing == "error":
-            raise FormatError(source or what, None, f"{len(bad)} of {len(items)} training groups lack {what}, "
-                             f"e.g. {'; '.join(bad[:3])}; set data.missing_teacher=drop to skip them")
-        if bad:
-            print(f"[data] dropped {len(bad)} of {len(items)} groups without {what}", flush=True)
-        self.dropped = len(bad)
-        return kept
 
     def __len__(self):
         return len(self.items)
@@ -116,11 +78,14 @@ class GroupDataModule(L.LightningDataModule):
     def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, batch_size: int,
                  seed: int = 0, num_workers: int = 0, teacher_scores=None, pools=None, accumulate: int = 1):
         """``batch_size``: queries per device per forward; ``accumulate``: forwards per optimiser step
-        (an epoch holds whole steps). ``teacher_scores``: a score TSV (distillation); ``pools``:
-        {qid: hard negatives}."""
+        (an epoch holds whole steps). ``teacher_scores``: a score TSV's path, or its parsed
+        {qid: {docid: score}} (what scaling/checks.py read); ``pools``: {qid: hard negatives}."""
         super().__init__()
-        teacher = read_scores(teacher_scores) if teacher_scores else None
-        source = str(teacher_scores) if teacher_scores else "bm25 groups"
+        teacher, source = teacher_scores, "bm25 groups"
+        if teacher_scores is not None and not isinstance(teacher_scores, dict):
+            teacher, source = read_scores(teacher_scores), str(teacher_scores)
+        elif teacher_scores is not None:
+            source = "teacher scores"
         self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed,
                                      data_cfg.max_train_queries, teacher, data_cfg.missing_teacher,
                                      source, pools, data_cfg.fraction)

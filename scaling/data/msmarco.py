@@ -29,6 +29,8 @@ SPLITS = {
     "dl19": ("msmarco-test2019-queries.tsv", "2019qrels-pass.txt"),
     "dl20": ("msmarco-test2020-queries.tsv", "2020qrels-pass.txt"),
 }
+FILES_HINT = ("a folder with collection.tsv and each split's queries and qrels: "
+              + "; ".join(f"{split}: {q}, {r}" for split, (q, r) in SPLITS.items()))
 WHERE = ("collection.tsv, queries and qrels: https://msmarco.z22.web.core.windows.net/msmarcoranking/"
          "collectionandqueries.tar.gz; TREC DL topics and qrels: https://trec.nist.gov/data/deep2019.html "
          "and deep2020.html")

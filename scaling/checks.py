@@ -1,0 +1,128 @@
+"""Every check a run must pass, run before any work: ``dry_run=true`` and the real run share it.
+
+A run that would fail should fail here, in seconds, not after the reference systems and the
+untrained backbone were evaluated (minutes at 8B). ``run_inputs`` checks, cheapest first:
+
+1. the loss's needs: a term that distils compares each query's candidates, so it needs
+   ``data.n_negatives >= 1`` and teacher scores;
+2. the backbone: ``model.num_layers`` within its depth (read from its HF config, no weights);
+3. the budget: at least one optimiser step (the plan, from the architecture alone);
+4. the dataset: ``data.path`` (folder or zip), the corpus file and every split the run reads
+   (training, evaluation, learning curve), naming the file that is missing;
+5. the training inputs: the teacher score file parsed line by line, or the prepared BM25 pools,
+   and how many training queries each covers (``scaling.data.groups``, from the training split's
+   qrels alone: no corpus is read).
+
+What goes to disk: nothing, except that the real run (``build=True``) builds the dataset folder
+the checks read (the built-in corpus, an extracted BEIR zip: prepared once, cached). A dry run
+builds nothing; what it could not check for want of that folder is listed in ``unchecked``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scaling.config import EvaluateConfig, RunConfig
+from scaling.schema import ConfigError
+
+
+@dataclass
+class Inputs:
+    """What the checks read, handed on so that nothing is read twice."""
+
+    plan: object
+    """The budget plan (scaling.budget.Plan)."""
+    data_dir: Path | None
+    """The dataset's folder; None in a dry run before the folder is built."""
+    teacher_path: Path | None = None
+    teacher: dict | None = None
+    """{qid: {docid: score}} when a loss term distils."""
+    pools: dict | None = None
+    """{qid: BM25 negatives} with ``data.negatives=bm25`` (and no teacher)."""
+    unchecked: list[str] = field(default_factory=list)
+
+
+def loss_needs(cfg: RunConfig) -> None:
+    """A distilling term compares a query's candidates: it needs negatives beside the positive."""
+    name = next((t.name for t in cfg.terms if t.needs_teacher), None)
+    if name is not None and cfg.data.n_negatives < 1:
+        raise ConfigError("data.n_negatives", f"loss term {name!r} compares each query's candidates: set "
+                                              "data.n_negatives to 1 or more (e.g. data.n_negatives=7)")
+
+
+def wanted_splits(cfg: RunConfig) -> dict[str, list[str]]:
+    """{config key: splits} a training run reads."""
+    wanted = {"data.train_split": [cfg.data.train_split], "data.eval_splits": list(cfg.data.eval_splits)}
+    if cfg.eval.every_n_steps:
+        wanted["eval.curve_split"] = [cfg.eval.curve_split]
+    return wanted
+
+
+def dataset(data_cfg, cache_dir, wanted: dict[str, list[str]], build: bool) -> Path | None:
+    """The dataset's folder once its source and the files of ``wanted`` are known present (None
+    when ``build`` is false and the folder is not built yet: then only the split names are checked
+    where they are fixed, as the built-in corpus's are)."""
+    from scaling.data import builtin, corpora
+    corpora.check_source(data_cfg, cache_dir)
+    root = corpora.dataset_dir(data_cfg, cache_dir, build=build)
+    if root is not None:
+        corpora.check_splits(data_cfg, root, wanted)
+    elif data_cfg.name == "pycode":
+        known = [name for name, _ in builtin.SPLITS]
+        for key, splits in wanted.items():
+            bad = [s for s in splits if s not in known]
+            if bad:
+                raise ConfigError(key, f"dataset 'pycode' has no split {bad[0]!r} (it has {', '.join(known)})")
+    return root
+
+
+def training_inputs(cfg: RunConfig, data_dir: Path | None, unchecked: list[str]):
+    """(teacher path, teacher scores, BM25 pools), each read once and its coverage of the training
+    queries counted against the training split's qrels (when ``data_dir`` is there)."""
+    from scaling import prepare
+    from scaling.data import corpora
+    from scaling.data.formats import read_scores
+    from scaling.data.groups import training_items
+    path = teacher = pools = None
+    if prepare.needs_teacher(cfg.terms):
+        path = prepare.teacher_scores_path(cfg)
+        prepare.check_data_for(cfg.terms, cfg.data, path,
+                               f", or build them: `{prepare.prepare_command(cfg, 'teacher')}` with this run's "
+                               "teacher= options")
+        teacher = read_scores(path)
+    elif cfg.data.negatives == "bm25":
+        pools = prepare.load_negative_pools(cfg)
+    if data_dir is None:
+        if teacher is not None or pools is not None:
+            unchecked.append("how many training queries the teacher scores or BM25 pools cover (the dataset "
+                             "folder is built by the first real run, or `python recipes/prepare.py steps=[data]`)")
+        return path, teacher, pools
+    d = cfg.data
+    qrels = corpora.read_split_qrels(d, data_dir, d.train_split)
+    source = str(path) if path is not None else str(prepare.paths(cfg).groups)
+    training_items(qrels, d.n_negatives, d.max_train_queries, d.fraction, teacher, pools, d.missing_teacher, source)
+    return path, teacher, pools
+
+
+def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
+    """Every check of a training run (see the module's docstring); raises ConfigError,
+    FileNotFoundError or FormatError, each naming the key or the file (and line) at fault."""
+    from scaling.experiment import make_plan
+    loss_needs(cfg)
+    plan = make_plan(cfg)  # the depth check (read_hf_config) and the budget's: at least one step
+    data_dir = dataset(cfg.data, cfg.cache_dir, wanted_splits(cfg), build)
+    unchecked: list[str] = []
+    if data_dir is None:
+        unchecked.append(f"the {cfg.data.name} dataset's files (not built yet)")
+    path, teacher, pools = training_inputs(cfg, data_dir, unchecked)
+    return Inputs(plan, data_dir, path, teacher, pools, unchecked)
+
+
+def evaluate_inputs(cfg: EvaluateConfig) -> Path:
+    """recipes/evaluate.py's checks before a model loads: the checkpoint folder and the dataset's
+    files for the evaluated splits; returns the dataset folder."""
+    if cfg.checkpoint:
+        from scaling.checkpoint import read_config
+        read_config(cfg.checkpoint)  # a folder that is not a checkpoint fails here, with a hint
+    return dataset(cfg.data, cfg.cache_dir, {"data.eval_splits": list(cfg.data.eval_splits)}, build=True)
