@@ -107,9 +107,7 @@ def run(main) -> None:
             try:
                 return func()
             except (CompactHydraException, OmegaConfBaseException) as ex:
-                cause = ex.__cause__
-                text = str(ex) + (f"\n{cause}" if isinstance(cause, OmegaConfBaseException) else "")
-                sys.exit(f"error: {text.strip()}")
+                sys.exit(f"error: {hydra_message(ex)}")
         return original(guarded)
 
     utils.run_and_report = report
@@ -120,3 +118,37 @@ def run(main) -> None:
         main()
     finally:
         utils.run_and_report = original
+
+
+def hydra_message(ex: BaseException) -> str:
+    """Hydra's and OmegaConf's composition errors in this toolkit's words, ``<dotted key>: ...``
+    with the valid choices, as ``scaling.schema`` words the errors it finds itself: an unknown key
+    (with or without a leading +), a value of the wrong type, an unknown option of a group. Other
+    errors keep their first lines, without Hydra's config search path."""
+    import dataclasses
+    import typing
+
+    from hydra.errors import MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    from scaling.schema import _type_name
+    if isinstance(ex, MissingConfigException) and ex.missing_cfg_file and "/" in ex.missing_cfg_file:
+        group, _, option = ex.missing_cfg_file.rpartition("/")
+        known = f" (known: {', '.join(ex.options)})" if ex.options else ""
+        return f"{group.replace('/', '.')}: unknown option {option!r}{known}"
+    if isinstance(ex, OverrideParseException):
+        key = ex.override.split("=", 1)[0].lstrip("+~")
+        return f"{key}: cannot parse {ex.override!r} ({ex.message.splitlines()[0]}; quote values with special characters)"
+    cause = ex if isinstance(ex, (ConfigAttributeError, ConfigKeyError, ValidationError)) else ex.__cause__
+    owner, key = getattr(cause, "object_type", None), getattr(cause, "key", None)
+    full_key = getattr(cause, "full_key", None) or key
+    fields = {f.name: f for f in dataclasses.fields(owner)} if dataclasses.is_dataclass(owner) else {}
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and full_key and fields and key not in fields:
+        return f"{full_key}: unknown key (known: {', '.join(sorted(fields))})"
+    if isinstance(cause, ValidationError) and full_key and key in fields:
+        hint = typing.get_type_hints(owner).get(key)
+        return f"{full_key}: expected {_type_name(hint)}, got {cause.value!r}"
+    lines = [str(ex)] + ([str(cause)] if cause is not None else [])
+    text = "\n".join(line for part in lines for line in part.splitlines()
+                     if line.strip() and not line.startswith(("\tprovider=", "Config search path")))
+    return text.strip()
