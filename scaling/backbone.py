@@ -237,6 +237,9 @@ def load_backbone(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling") 
         body.gradient_checkpointing_enable()
     if cfg.lora.enabled:
         from peft import LoraConfig, get_peft_model
+
+        from scaling.notices import quiet_known
+        quiet_known()  # peft reads transformers' deprecated is_gradient_checkpointing
         body = get_peft_model(body, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
                                                lora_dropout=cfg.lora.dropout,
                                                target_modules=list(cfg.lora.targets)))

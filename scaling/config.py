@@ -325,7 +325,8 @@ class TrainerConfig:
     grad_clip: float | None = 1.0
     checkpoint_every: int = 50
     """Save a resumable checkpoint every N steps (and at the end)."""
-    log_every: int = 5
+    log_every: int = 1
+    """Log the losses and FLOP ledger every N optimiser steps (logs/metrics.csv, W&B); 1: every step."""
     num_workers: int = 0
     threads: int | None = None
     """torch CPU threads; null: the task's CPUs inside a Slurm job (SLURM_CPUS_PER_TASK), else
@@ -345,7 +346,8 @@ class TrainerConfig:
 @dataclass
 class LoggerConfig:
     """Where per-step metrics go (``logger=`` group; scaling/tracking.py): csv (Lightning's
-    CSVLogger, RUN_DIR/logs/metrics.csv), wandb (one W&B run per grid point), or none."""
+    CSVLogger, RUN_DIR/logs/metrics.csv), wandb (one W&B run per grid point, and the same CSV
+    unless ``logger.csv=false``), or none."""
 
     name: str = "csv"
     project: str = "scaling"
@@ -357,12 +359,18 @@ class LoggerConfig:
     mode: str = "auto"
     """W&B mode: auto (online only when credentials are present: WANDB_API_KEY or a netrc entry),
     online, offline (RUN_DIR/wandb/offline-run-*, ``wandb sync`` later) or disabled. WANDB_MODE wins."""
+    csv: bool = True
+    """With logger=wandb, also write RUN_DIR/logs/metrics.csv (Lightning's CSVLogger beside the
+    WandbLogger, continued across resumes like logger=csv's), so the run folder holds its own
+    per-step numbers whatever happens to the W&B run. logger=csv always writes it."""
 
     def __post_init__(self):
         check(self.name in ("csv", "wandb", "none"), "logger.name",
                f"must be csv, wandb or none, got {self.name!r}")
         check(self.mode in ("auto", "online", "offline", "disabled"), "logger.mode",
               f"must be auto, online, offline or disabled, got {self.mode!r}")
+        check(self.csv or self.name != "csv", "logger.csv",
+              "false leaves logger=csv nothing to write (logger=none logs nothing)")
 
 
 @dataclass

@@ -102,6 +102,8 @@ def adapt(model_cfg, texts: list[str], out: Path, cache_dir, log=print) -> dict:
         for p in model.parameters():
             p.requires_grad_(False)
         lora = model_cfg.lora
+        from scaling.notices import quiet_known
+        quiet_known()  # peft reads transformers' deprecated is_gradient_checkpointing
         body = get_peft_model(model.get_decoder(), LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.targets)))
     encoder, lm_head = Encoder(body, bidirectional=True), model.get_output_embeddings()

@@ -65,7 +65,7 @@ class Preemption(Callback):
         print(f"[preempt] step {trainer.global_step}: saving {self.last} and requeueing", flush=True)
         if not logged:  # Lightning logs a step's metrics after its batch-end hooks, which the raise below skips
             trainer._logger_connector.update_train_step_metrics()
-        trainer.save_checkpoint(str(self.last))
+        trainer.save_checkpoint(str(self.last), weights_only=False)
         self.guard.defer_to(None)
         ok = self.guard.requeue() if trainer.is_global_zero else True
         raise Preempted(0 if ok else 1)

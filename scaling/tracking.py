@@ -2,7 +2,8 @@
 W&B, one run per grid point holding the resolved config, the budget plan and the final table.
 
 ``open_tracker(cfg, run_dir)`` yields a ``Tracker``: ``.logger`` for the Trainer (a CSVLogger,
-a WandbLogger or False), ``.plan(plan)`` and ``.result(result, columns)`` (no-ops but for W&B).
+a WandbLogger and, with ``logger.csv`` (the default), a CSVLogger beside it, or False),
+``.plan(plan)`` and ``.result(result, columns)`` (no-ops but for W&B).
 Under W&B only the launch's leader (global rank 0) starts a run; the other ranks get a logger
 that never does (Lightning's rank-zero experiment). ``wandb.finish()`` runs whenever the block
 ends, with exit code 1 when it raised; a preempted run is marked preempting first.
@@ -15,7 +16,8 @@ project, entity and id passed to ``wandb.init`` there). Its config is the point'
 
 Offline by itself: ``logger.mode=auto`` goes online only with credentials (WANDB_API_KEY, or a
 netrc entry for the W&B host); offline runs land in RUN_DIR/wandb/offline-run-* (``wandb sync``).
-What goes to disk: ``logs/metrics.csv`` (csv) or ``wandb/`` (wandb) under the run folder. The CSV
+What goes to disk: ``logs/metrics.csv`` (csv; wandb unless ``logger.csv=false``) and ``wandb/``
+(wandb) under the run folder, every ``trainer.log_every`` steps (by default every step). The CSV
 survives resumes: a resumed attempt keeps the earlier rows before its own first step and appends
 its own (a step logged by a killed attempt after its last checkpoint is logged again, once), and
 the loggers are flushed with every checkpoint, so no step before a checkpoint is lost.
@@ -101,13 +103,15 @@ def table_rows(columns: dict) -> tuple[list[str], list[list]]:
 
 
 class WandbTracker(Tracker):
-    """The leader's W&B run (``run`` is None on other ranks: their logger never starts one)."""
+    """The leader's W&B run (``run`` is None on other ranks: their logger never starts one), and
+    with ``logger.csv`` the run folder's own logs/metrics.csv beside it (one Trainer, two loggers)."""
 
     def __init__(self, cfg: RunConfig, run_dir: Path, leader: bool):
         from lightning.pytorch.loggers import WandbLogger
         self.run = None
+        also = [csv_logger(run_dir)] if cfg.logger.csv else []
         if not leader:
-            super().__init__(WandbLogger(save_dir=str(run_dir), project=cfg.logger.project, offline=True))
+            super().__init__([WandbLogger(save_dir=str(run_dir), project=cfg.logger.project, offline=True), *also])
             return
         import wandb
         mode = wandb_mode(cfg.logger.mode)
@@ -116,7 +120,7 @@ class WandbTracker(Tracker):
                               dir=str(run_dir), mode=mode, job_type="train", tags=list(cfg.logger.tags),
                               config={**point(cfg), "run": to_dict(cfg)})
         print(f"[wandb] {mode} run {self.run.name} ({self.run.id})", flush=True)
-        super().__init__(WandbLogger(experiment=self.run, save_dir=str(run_dir)))
+        super().__init__([WandbLogger(experiment=self.run, save_dir=str(run_dir)), *also])
 
     def plan(self, plan: dict) -> None:
         if self.run is not None:

@@ -5,8 +5,12 @@ steps, on a Slurm warning at the next step boundary (scaling/preemption.py), and
 ends; trained weights, optimiser, schedule, FLOP ledger, learning curve, the position in the
 data stream and the random state: scaling/data/resume.py), written atomically
 (scaling/trainstate.py). A rerun resumes from the newest complete checkpoint, so a run stopped
-after training (in evaluation) does not train again. The logger (scaling/tracking.py) writes
-``logs/`` or ``wandb/``.
+after training (in evaluation) does not train again. The loggers (scaling/tracking.py) write
+``logs/`` and/or ``wandb/``, every ``trainer.log_every`` steps (by default every step).
+
+The console gets the progress bar and this project's own lines: Lightning's known-harmless
+notices (device report, litlogger tip, deprecations raised inside Lightning) are filtered by
+scaling/notices.py.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
     from scaling.callbacks import FlushLogs
     from scaling.data.resume import DataPosition
     from scaling.schema import ConfigError
+    from scaling.notices import quiet_known
+    quiet_known()
     t, ckpt_dir = cfg.trainer, run_dir / "ckpt"
     guard = signals.own()
     preempt = preemption.Preemption(guard, ckpt_dir / "last.ckpt")
@@ -57,5 +63,5 @@ def fit(cfg: RunConfig, module, datamodule, plan, run_dir: Path, extra_callbacks
         if e.code:  # the checkpoint is saved but the requeue failed: the task ends failed
             raise
     else:  # training's end state, so that a run stopped in evaluation resumes there, not in training
-        trainer.save_checkpoint(str(ckpt_dir / "last.ckpt"))
+        trainer.save_checkpoint(str(ckpt_dir / "last.ckpt"), weights_only=False)  # explicit: no notice
     return trainer.global_rank, trainer.world_size, preempt.preempted

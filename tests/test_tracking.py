@@ -1,6 +1,7 @@
 """W&B tracking: a real offline run holds the config, the budget plan, every step's losses and
 ledger, and the final metrics table; names come from the grid point; credentials decide the mode."""
 
+import csv
 import json
 import struct
 import time
@@ -9,7 +10,7 @@ import pytest
 
 from conftest import compose, compose_run
 from scaling import tracking
-from scaling.config import parse
+from scaling.config import ConfigError, parse
 from scaling.experiment import run
 
 
@@ -99,6 +100,12 @@ def test_offline_wandb_run_holds_config_plan_steps_and_final_table(tiny_override
     assert [h["ledger/flops"] for h in steps] == pytest.approx(
         [k * result["budget"]["plan"]["flops_per_step"] for k in (1, 2, 3)])
     assert all(any(k.startswith("train/") for k in h) for h in steps)
+    # and the same steps in the run folder's own metrics.csv (logger.csv, on by default)
+    with open(tmp_path / "run" / "logs" / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
+    assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    assert [float(r["ledger/flops"]) for r in rows] == [h["ledger/flops"] for h in steps]
+    assert [float(r["train/loss"]) for r in rows] == pytest.approx([h["train/loss"] for h in steps])
     # the final metrics: summary values and the table
     for measure, value in result["metrics"]["small/test"].items():
         assert summary[f"small/test/{measure}"] == pytest.approx(value)
@@ -140,13 +147,15 @@ def test_mode_names_and_ids(tmp_path):
     cfg = compose_run(["experiment=cpu_budget", "grid.index=5"])
     assert tracking.run_name(cfg) == "dense-kd-smollm2-l1-flops8.2e+12"
     assert tracking.run_id(tmp_path / "a") == tracking.run_id(tmp_path / "x" / ".." / "a") != tracking.run_id(tmp_path)
+    with pytest.raises(ConfigError, match="logger.csv: false leaves logger=csv nothing to write"):
+        parse(compose(["logger=csv", "logger.csv=false"]))
 
 
 def test_a_skipped_finished_point_logs_its_result_to_wandb(tiny_overrides, tmp_path, monkeypatch):
     """A sweep over points another launcher already ran: each agent run logs the finished result."""
     monkeypatch.setenv("WANDB_MODE", "offline")
     overrides = [o for o in tiny_overrides if not o.startswith("logger=")]
-    args = overrides + ["logger=wandb", "budget.steps=1", "eval.untrained=false", "grid.name=g",
+    args = overrides + ["logger=wandb", "logger.csv=false", "budget.steps=1", "eval.untrained=false", "grid.name=g",
                         f"grid.root={tmp_path / 'runs'}", "grid.axes={paradigm:[dense]}"]
     cfg = compose_run(args)
     first = run(cfg)
@@ -156,3 +165,4 @@ def test_a_skipped_finished_point_logs_its_result_to_wandb(tiny_overrides, tmp_p
     assert head.display_name == "dense" and head.run_group == "g" and exit_code == 0
     assert config["budget_plan"] == first["budget"]["plan"]
     assert summary["small/test/nDCG@10"] == pytest.approx(first["metrics"]["small/test"]["nDCG@10"])
+    assert not (tmp_path / "runs" / "g" / "dense" / "logs").exists()  # logger.csv=false: W&B alone

@@ -14,6 +14,9 @@ blocks it had not finished.
 What goes to disk under a store folder: ``meta.json`` (everything the vectors depend on; a
 store holding other settings is an error, never a silent mix) and one ``block-<b>.npy`` (dense)
 or ``block-<b>.npz`` (sparse CSR) per block.
+
+Progress bars go to stderr (``progress_bar``): cleared when done in a terminal, kept with their
+final count and a newline in a file or pipe, so what is printed next starts on its own line.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +36,22 @@ from tqdm.auto import tqdm
 
 from scaling.data.collate import Tokenize
 from scaling.io import write_atomic, write_json_atomic
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True):
+    """A tqdm bar of ``total`` texts on stderr. tqdm ends a bar by moving back to the start of its
+    line (``\r``) and, when it clears itself, blanking it: in a terminal the next output then
+    overwrites the blanks, but in a ``2>&1`` log the next line (the results table) would start
+    after them on the same line. So outside a terminal the bar is left with its final count,
+    which ends with a newline."""
+    return tqdm(total=total, desc=desc, unit="text", disable=not enabled, leave=not _is_terminal(sys.stderr))
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
 
 
 class DenseRows:
@@ -106,7 +126,7 @@ def encode_texts(encode_fn, tok: Tokenize, texts: list[str], batch_size: int = 6
     order = sorted(range(len(ids)), key=lambda i: len(ids[i])) if by_length else list(range(len(ids)))
     own = bar is None
     if own:
-        bar = tqdm(total=len(ids), desc=desc, unit="text", disable=not progress, leave=False)
+        bar = progress_bar(len(ids), desc, progress)
     parts = []
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
@@ -180,7 +200,7 @@ def encode_blocks(encode_fn, tok: Tokenize, texts: list[str], store: Path, rows,
     if n > 1 or len(todo) < len(mine):
         print(f"[encode] shard {i}/{n}: {len(todo)} of {len(mine)} blocks to encode "
               f"({size} texts) in {store}", flush=True)
-    with tqdm(total=size, desc=desc, unit="text", disable=not progress, leave=False) as bar:
+    with progress_bar(size, desc, progress) as bar:
         for b in todo:
             reps = encode_texts(encode_fn, tok, texts[b * block:(b + 1) * block], batch_size, rows=rows, bar=bar)
             rows.save(reps, block_path(store, b, rows))
