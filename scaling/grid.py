@@ -204,18 +204,59 @@ def mark_running(folder: Path) -> Running:
     return Running(folder)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m scaling.grid EXPERIMENT [ROOT]``: the grid's points (index, folder, state) and
-    the Slurm array range that covers them."""
+def known_experiments(conf_dir: Path = CONF_DIR) -> list[str]:
+    """The experiment configs that are grids (their yaml has ``grid.axes``), sorted."""
+    return sorted(p.stem for p in (conf_dir / "experiment").glob("*.yaml") if experiment_axes(p.stem, conf_dir))
+
+
+HELP_OUTPUT = """\
+output, one line per point, then a summary:
+     I  NAME                                             STATE
+  I is the point's index (grid.index=I, a Slurm array task id), NAME its run folder
+  GRID_ROOT/EXPERIMENT/NAME, STATE one of done (result.json), running (a live running.json),
+  interrupted (a folder with neither: it resumes from its last checkpoint) or left (no folder).
+  Then the command that resumes the interrupted points (if any), "[grid] EXPERIMENT: N of M
+  done, ...", and last "--array=0-(M-1)", the Slurm array range covering the grid.
+
+examples:
+  python -m scaling.grid cpu_grid
+  python -m scaling.grid cpu_budget /scratch/runs"""
+
+
+def parser():
+    """``python -m scaling.grid``'s command line (what ``--help`` prints)."""
+    import argparse
+    parse = argparse.ArgumentParser(
+        prog="python -m scaling.grid", epilog=HELP_OUTPUT, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="List a grid's points and where each stands, from recipes/conf/experiment/\n"
+                    "EXPERIMENT.yaml (its grid.axes) and the run folders under GRID_ROOT/EXPERIMENT/.\n"
+                    "Writes nothing.")
+    parse.add_argument("experiment", metavar="EXPERIMENT",
+                       help="a grid: an experiment config with grid.axes (e.g. cpu_grid)")
+    parse.add_argument("root", metavar="GRID_ROOT", nargs="?", default="runs",
+                       help="the folder holding the grids' run folders, as grid.root (default: runs)")
+    return parse
+
+
+def _fail(message: str) -> None:
     import sys
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        sys.exit("usage: python -m scaling.grid EXPERIMENT [GRID_ROOT]")
-    axes = experiment_axes(args[0])
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None, conf_dir: Path = CONF_DIR) -> None:
+    """``python -m scaling.grid EXPERIMENT [GRID_ROOT]``: the grid's points (index, folder, state) and
+    the Slurm array range that covers them. An unknown experiment, or one that is not a grid,
+    exits with status 2 and ``error: ...``."""
+    args = parser().parse_args(argv)
+    experiment, root = args.experiment, args.root
+    path, known = conf_dir / "experiment" / f"{experiment}.yaml", ", ".join(known_experiments(conf_dir))
+    if not path.exists():
+        _fail(f"unknown experiment {experiment!r} (known: {known})")
+    axes = experiment_axes(experiment, conf_dir)
     if not axes:
-        sys.exit(f"error: recipes/conf/experiment/{args[0]}.yaml has no grid.axes")
-    root = args[1] if len(args) > 1 else "runs"
-    state = status(root, args[0], axes)
+        _fail(f"experiment {experiment!r} is not a grid: {path} has no grid.axes (grids: {known})")
+    state = status(root, experiment, axes)
     where = {n: s for s, names in state.items() for n in names}
     every = points(axes)
     for i, p in enumerate(every):
@@ -223,10 +264,10 @@ def main(argv: list[str] | None = None) -> None:
     stopped = [i for i, p in enumerate(every) if where[name(p)] == "interrupted"]
     if stopped:
         ids, rooted = ",".join(map(str, stopped)), "" if root == "runs" else f" grid.root={root}"
-        print(f"interrupted points resume where they stopped: python recipes/run.py experiment={args[0]}{rooted} "
-              f"grid.index=I (I in {ids}), or sbatch --array={ids} --export=ALL,EXPERIMENT={args[0]} "
+        print(f"interrupted points resume where they stopped: python recipes/run.py experiment={experiment}{rooted} "
+              f"grid.index=I (I in {ids}), or sbatch --array={ids} --export=ALL,EXPERIMENT={experiment} "
               f"recipes/slurm/grid.sbatch{rooted}")
-    print(describe_status(args[0], state))
+    print(describe_status(experiment, state))
     print(f"--array=0-{len(every) - 1}")
 
 

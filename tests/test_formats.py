@@ -73,3 +73,21 @@ def test_trec_style_qrels_and_atomic_json(tmp_path):
     write_json_atomic(tmp_path / "x.json", {"a": 1})
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_bad_json_names_file_line_and_column(tmp_path):
+    """A malformed JSON line is pointed at to the character: FILE:LINE: not valid JSON at column C."""
+    corpus = '{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "b",, "title": "x"}\n'
+    root = _write(tmp_path / "bad", corpus=corpus, qrels="")
+    with pytest.raises(FormatError) as e:
+        formats.load_beir(root)
+    assert str(e.value) == (f"{root / 'corpus.jsonl'}:2: not valid JSON at column 27 "
+                            "(Expecting property name enclosed in double quotes)")
+    assert corpus.splitlines()[1][26] == ","  # column 27 is the second comma
+
+    groups = tmp_path / "groups.jsonl"
+    groups.write_text('{"qid": "q0", "positives": ["d1"], "negatives": []}\n\n'
+                      '{"qid": "q1", "positives": ["d1"] "negatives": []}\n')
+    with pytest.raises(FormatError) as e:
+        formats.read_groups(groups)
+    assert str(e.value) == f"{groups}:3: not valid JSON at column 35 (Expecting ',' delimiter)"

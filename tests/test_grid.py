@@ -128,3 +128,36 @@ def test_a_running_marker_beats_and_a_dead_ones_is_stale(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     path.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout)}))
     assert not grid._alive(path)  # this host's, and its process is gone
+
+
+def test_grid_cli_help_describes_the_output():
+    proc = subprocess.run([sys.executable, "-m", "scaling.grid", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m scaling.grid [-h] EXPERIMENT [GRID_ROOT]")
+    assert "interrupted" in proc.stdout and "--array=0-(M-1)" in proc.stdout and proc.stderr == ""
+
+
+def test_grid_cli_names_the_known_grids_for_an_unknown_experiment(capsys):
+    with pytest.raises(SystemExit) as e:
+        grid.main(["nope"])
+    assert e.value.code == 2
+    out = capsys.readouterr()
+    assert out.err == "error: unknown experiment 'nope' (known: cpu_budget, cpu_data, cpu_grid, smoke)\n"
+    assert out.out == ""
+    assert grid.known_experiments() == ["cpu_budget", "cpu_data", "cpu_grid", "smoke"]
+
+
+def test_grid_cli_refuses_an_experiment_without_axes(tmp_path, capsys):
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "flat.yaml").write_text("# @package _global_\nbudget:\n  flops: 1e12\n")
+    (tmp_path / "experiment" / "g.yaml").write_text("# @package _global_\ngrid:\n  axes:\n    loss: [cl, kd]\n")
+    with pytest.raises(SystemExit) as e:
+        grid.main(["flat"], conf_dir=tmp_path)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: experiment 'flat' is not a grid: ") and "flat.yaml has no grid.axes (grids: g)" in err
+    with pytest.raises(SystemExit) as e:
+        grid.main(["g", "a", "b"], conf_dir=tmp_path)  # argparse: one GRID_ROOT at most
+    assert e.value.code == 2 and "unrecognized arguments: b" in capsys.readouterr().err
+    grid.main(["g", str(tmp_path / "runs")], conf_dir=tmp_path)
+    assert capsys.readouterr().out.splitlines()[-1] == "--array=0-1"

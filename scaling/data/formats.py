@@ -64,6 +64,12 @@ def _str_field(path, lineno, record, key, required=True):
     return value
 
 
+def _json_error(e: json.JSONDecodeError) -> str:
+    """``not valid JSON at column C (reason)``: the column (1-based, in characters) points at the
+    bad spot of a long line, which the line number alone does not."""
+    return f"not valid JSON at column {e.colno} ({e.msg})"
+
+
 def read_jsonl_texts(path: Path, with_title: bool) -> dict[str, str]:
     """Read corpus.jsonl or queries.jsonl into id -> text ("title text" when a title exists)."""
     path = Path(path)
@@ -78,7 +84,7 @@ def read_jsonl_texts(path: Path, with_title: bool) -> dict[str, str]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise FormatError(path, lineno, f"not valid JSON ({e.msg})") from None
+                raise FormatError(path, lineno, _json_error(e)) from None
             if not isinstance(record, dict):
                 raise FormatError(path, lineno, "expected a JSON object")
             rid = _str_field(path, lineno, record, "_id")
@@ -196,7 +202,7 @@ def read_groups(path: Path) -> dict[str, dict]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise FormatError(path, lineno, f"invalid JSON ({e.msg})") from None
+                raise FormatError(path, lineno, _json_error(e)) from None
             qid = _str_field(path, lineno, rec, "qid")
             for key in ("positives", "negatives"):
                 ids = rec.get(key)
