@@ -19,10 +19,21 @@ parameters, 95% intervals, R^2, points, or its refusal), and the PNGs ``scaling_
 ``scaling_flops.png``, ``curves.png`` (learning curves) and ``fraction.png`` (data efficiency); a
 figure without data is skipped with a note. The tables and fits are printed too.
 
+Rows name a run's size as the command line does: the grid point's ``size``, else the
+``recipes/conf/size`` option with the record's ``model.name`` and ``model.num_layers``
+(``smollm2-l1``), else ``<model.name> model.num_layers=<n>`` (``records.rung_name``). An ad-hoc
+multirun collects into one folder by naming each run's folder from its overrides:
+
+    python recipes/run.py -m size=smollm2-135m model.num_layers=1,2 'run_dir=runs/mine/${hydra:job.override_dirname}'
+    python recipes/report.py runs/mine
+
 A result.json that is not JSON or lacks a needed field is skipped with a warning naming the file
-and the field (also listed in report.md); ``--strict`` makes it an error instead. Exit status: 0
-when the report was written; 2 for bad arguments, a missing RUNS_DIR, an unreadable grid.json, a
-measure or split no record holds, or (with --strict) a bad record.
+and the field (also listed in report.md); ``--strict`` makes it an error instead. Run folders
+without a result.json (failed, stopped or still running) are listed beside the results; when no
+RUNS_DIR holds a usable record the report is refused, naming what each folder holds, and nothing is
+written. Exit status: 0 when the report was written; 2 for bad arguments, a missing RUNS_DIR, no
+usable record, an unreadable grid.json, a measure or split no record holds, or (with --strict) a
+bad record.
 """
 
 from __future__ import annotations
@@ -79,6 +90,34 @@ def choose_split(points: list[records.Point], wanted: str | None) -> str:
             raise SystemExit(f"error: --split {wanted}: no record holds it (found: {', '.join(sorted(counts))})")
         return wanted
     return "pycode/test" if "pycode/test" in counts else counts.most_common(1)[0][0]
+
+
+def _unfinished(folders: list[tuple[Path, list[str]]], limit: int = 5) -> str:
+    """``runs/x/a (config.json, ckpt/; no result.json), ...``: the first ``limit`` and how many more."""
+    shown = [f"{path} ({', '.join(held)}; no result.json)" for path, held in folders[:limit]]
+    return ", ".join(shown) + (f", and {len(folders) - limit} more" if len(folders) > limit else "")
+
+
+def nothing_to_report(roots: list[Path], progress: dict[Path, records.Progress]) -> str:
+    """Why no report can be made, one sentence per RUNS_DIR: the result.json it holds (none, or
+    none usable), the grid's progress, and its run folders without a result (failed, stopped or
+    still running), so that an empty report is never mistaken for a finished one."""
+    parts = []
+    for root in roots:
+        found = len(records.find_results(root))
+        text = (f"{root} holds {found} result.json, none usable (the warnings above name each file and field)"
+                if found else f"{root} holds no result.json")
+        if root in progress:
+            text += f" (grid {progress[root].experiment}: {progress[root].describe()})"
+        unfinished = records.unfinished_runs(root)
+        if unfinished:
+            n = len(unfinished)
+            text += (f"; {n} run folder{'s' if n > 1 else ''} without one (unfinished or failed): "
+                     + _unfinished(unfinished))
+        elif not found:
+            text += " and no run folder (a folder with a run's config.json) below it"
+        parts.append(text)
+    return ". ".join(parts) + ". Nothing written: a report needs at least one result.json"
 
 
 def fit_all(series: dict[str, dict[str, list[records.Point]]], split: str, measure: str, form: str,
@@ -143,19 +182,22 @@ def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[d
 
 
 def render(roots: list[Path], progress, problems, points, refs, split, measure, args, entries, drawn,
-           notes) -> str:
+           notes, unfinished=()) -> str:
     lines = [f"# Report: {', '.join(r.name for r in roots)}", ""]
     n_runs = sum(len(p.runs) for p in points)
     averaged = sum(1 for p in points if len(p.runs) > 1)
     lines.append(f"{n_runs} result records under {', '.join(f'`{r}`' for r in roots)}, {len(points)} points"
                  + (f"; {averaged} point(s) average several runs (seeds or repeats; measures are means)."
                     if averaged else "."))
-    if progress:
+    if progress or unfinished:
         lines += ["", "## Progress", ""]
     for grid in progress:
         lines += [f"Grid `{grid.experiment}`: {grid.describe()}."]
         if grid.missing:
             lines += ["", "Missing (no result.json):", ""] + [f"- `{n}`" for n in grid.missing] + [""]
+    if unfinished:
+        lines += ["", "Run folders without result.json (unfinished or failed):", ""]
+        lines += [f"- `{path}` ({', '.join(held)})" for path, held in unfinished] + [""]
     if problems:
         lines += ["", "## Skipped records", ""] + [f"- {p}" for p in problems]
     splits = sorted({s for p in points for s in p.metrics}, key=lambda s: (s != split, s))
@@ -186,44 +228,50 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {root}: not a folder", file=sys.stderr)
             return 2
     out = args.out if args.out is not None else roots[0] / "report"
-    progress, runs, problems, seen = [], [], [], set()
+    progress, runs, problems, seen, unfinished, grids = [], [], [], set(), [], {}
     try:
         for root in roots:
             grid = records.grid_progress(root)
             progress += [grid] if grid is not None else []
+            grids.update({root: grid} if grid is not None else {})
             found, bad = records.load_runs(root, strict=args.strict)
             runs += [r for r in found if r.path.resolve() not in seen]  # nested folders count once
             seen |= {r.path.resolve() for r in found}
             problems += bad
+            listed = {f.resolve() for f, _ in unfinished}
+            unfinished += [u for u in records.unfinished_runs(root) if u[0].resolve() not in listed]
     except records.RecordError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for p in problems:
         print(f"warning: skipped {p}", file=sys.stderr)
+    if not runs:  # an empty report would read as "nothing to see" rather than "nothing ran"
+        print(f"error: {nothing_to_report(roots, grids)}", file=sys.stderr)
+        return 2
     for grid in progress:
         print(f"[report] grid {grid.experiment}: {grid.describe()}"
               + (f"; missing: {', '.join(grid.missing)}" if grid.missing else ""))
+    if unfinished:
+        print(f"[report] {len(unfinished)} run folder(s) without result.json (unfinished or failed): "
+              + _unfinished(unfinished))
     points = records.average(runs)
     refs = records.references(runs)
-    entries, drawn, notes, split = [], {}, [], args.split
-    if points:
-        try:
-            split = choose_split(points, args.split)
-        except SystemExit as e:
-            print(e, file=sys.stderr)
-            return 2
-        held = {m for p in points for m in p.metrics.get(split, {})}
-        if args.measure not in held:
-            print(f"error: --measure {args.measure}: not in any record's {split} (found: {', '.join(sorted(held))})",
-                  file=sys.stderr)
-            return 2
-        series = {"params": records.params_series(points, split, args.measure),
-                  "flops": records.flops_series(points, split, args.measure)}
-        entries, fits = fit_all(series, split, args.measure, args.form, args.resamples, args.seed)
-        drawn, notes = draw(out, runs, points, series, fits, split, args.measure, refs)
-    else:
-        print(f"[report] no usable result.json under {', '.join(map(str, roots))}")
-    text = render(roots, progress, problems, points, refs, split, args.measure, args, entries, drawn, notes)
+    try:
+        split = choose_split(points, args.split)
+    except SystemExit as e:
+        print(e, file=sys.stderr)
+        return 2
+    held = {m for p in points for m in p.metrics.get(split, {})}
+    if args.measure not in held:
+        print(f"error: --measure {args.measure}: not in any record's {split} (found: {', '.join(sorted(held))})",
+              file=sys.stderr)
+        return 2
+    series = {"params": records.params_series(points, split, args.measure),
+              "flops": records.flops_series(points, split, args.measure)}
+    entries, fits = fit_all(series, split, args.measure, args.form, args.resamples, args.seed)
+    drawn, notes = draw(out, runs, points, series, fits, split, args.measure, refs)
+    text = render(roots, progress, problems, points, refs, split, args.measure, args, entries, drawn, notes,
+                  unfinished)
     write_atomic(out / "report.md", lambda f: f.write(text))
     write_json_atomic(out / "fits.json", {"runs_dirs": [str(r) for r in roots], "measure": args.measure, "split": split,
                                           "form": args.form, "resamples": args.resamples, "seed": args.seed,

@@ -120,8 +120,8 @@ def test_cli_runs_and_rejects_bad_input(tiny_overrides, tmp_path):
     assert again.returncode != 0 and "finished run" in again.stderr
     nosplit = subprocess.run(cmd + tiny_overrides + [f"run_dir={tmp_path / 'ns'}", "data.eval_splits=[dev]"],
                              capture_output=True, text=True, cwd=tmp_path)
-    assert nosplit.returncode == 1 and "error: data.eval_splits: dataset 'small' has no split 'dev' (it has test, " \
-        "train)" in nosplit.stderr, nosplit.stderr[-2000:]
+    assert nosplit.returncode == 1 and "error: data.eval_splits: split 'dev' needs " in nosplit.stderr \
+        and "qrels/dev.tsv, which is missing (the dataset has test, train)" in nosplit.stderr, nosplit.stderr[-2000:]
     assert not (tmp_path / "ns").exists()  # refused before anything was written
     bad = subprocess.run(cmd + ["size=huge"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode != 0 and "smollm2-135m" in bad.stderr

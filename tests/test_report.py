@@ -6,11 +6,13 @@ with alpha 0.20 (dense/cl), 0.25 (dense/kd), 0.15 (sparse/cl), 0.30 (sparse/kd) 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scaling.analysis import records, table
@@ -88,7 +90,7 @@ def test_table_rows_and_numbers(report):
     dense_cl = [r[2] for r in body if r[:2] == ["dense", "cl"] and r[3] == "1"]
     assert dense_cl == ["smollm2-l1", "smollm2-l3", "smollm2-l10", "smollm2-l30"]
     assert ("dense", "cl", "smollm2-l3", "0.25") in by_key and ("dense", "cl", "smollm2-l3", "0.5") in by_key
-    assert ("dense", "margin_mse", "smollm2-135m-L2", "1") in by_key  # ad-hoc run: model name + layers
+    assert ("dense", "margin_mse", "smollm2-l2", "1") in by_key  # ad-hoc run: the size option it ran as
     refs = {r[0]: r for r in body if r[1] == "(reference)"}
     assert list(refs) == ["bm25", "minilm", "splade"]
     assert refs["bm25"][col["nDCG@10"]] == "0.3886" and refs["minilm"][col["R@100"]] == "0.9198"
@@ -243,3 +245,209 @@ def test_one_seed_in_two_grids_is_a_repeat_not_two_seeds(tmp_path):
     point, cell = seeds_cell(["grid_a", "grid_b", "seed"])
     assert (point.seeds, cell) == (2, "2 (3 runs)")
     assert point.metrics["pycode/test"]["nDCG@10"] == pytest.approx(1.02 / 3)
+
+
+# --- a report needs a result ---------------------------------------------------------------------
+
+def failed_run(folder: Path, with_budget: bool = True) -> Path:
+    """A run folder as a run that stopped before its result leaves it: config.json (the run writes
+    it first), its plan and a checkpoint folder, no result.json."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(fixture_record("dense-cl-smollm2-l1")["config"]))
+    if with_budget:
+        (folder / "budget.json").write_text(json.dumps(fixture_record("dense-cl-smollm2-l1")["budget"]["plan"]))
+        (folder / "ckpt").mkdir()
+    return folder
+
+
+def test_an_empty_folder_is_refused_and_nothing_written(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_report(str(empty))
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stderr.startswith(f"error: {empty} holds no result.json and no run folder"), proc.stderr
+    assert "Nothing written" in proc.stderr
+    assert list(empty.iterdir()) == []  # no report/ folder either
+
+
+def test_a_failed_run_alone_is_refused_naming_it(tmp_path):
+    runs = tmp_path / "runs" / "x"
+    run = failed_run(runs / "20260101-120000-dense-cl-tiny", with_budget=False)
+    other = failed_run(runs / "20260101-120100-dense-cl-tiny")
+    out = tmp_path / "out"
+    proc = run_report(str(runs), "--out", str(out))
+    assert proc.returncode == 2, proc.stdout
+    assert (f"error: {runs} holds no result.json; 2 run folders without one (unfinished or failed): "
+            f"{run} (config.json; no result.json), {other} (config.json, budget.json, ckpt/; no result.json)"
+            in proc.stderr), proc.stderr
+    assert not out.exists() and not (runs / "report").exists()
+
+
+def test_unusable_records_alone_are_refused(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "broken").mkdir(parents=True)
+    (runs / "broken" / "result.json").write_text('{"config": {')
+    proc = run_report(str(runs))
+    assert proc.returncode == 2
+    assert f"warning: skipped {runs / 'broken' / 'result.json'}: (file): not JSON" in proc.stderr
+    assert f"error: {runs} holds 1 result.json, none usable" in proc.stderr
+    assert not (runs / "report").exists()
+
+
+def test_a_failed_run_beside_a_result_is_listed_not_refused(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "done").mkdir(parents=True)
+    shutil.copy(FIXTURE / "dense-cl-smollm2-l1" / "result.json", runs / "done" / "result.json")
+    run = failed_run(runs / "failed")
+    proc = run_report(str(runs), "--resamples", "0")
+    assert proc.returncode == 0, proc.stderr
+    md = (runs / "report" / "report.md").read_text()
+    assert f"- `{run}` (config.json, budget.json, ckpt/)" in md
+    assert f"1 run folder(s) without result.json (unfinished or failed): {run}" in proc.stdout
+    rows = table_rows(md)
+    assert [r[2] for r in rows[1:] if r[1] != "(reference)"] == ["smollm2-l1"]
+
+
+# --- rung names: as the command line names them -------------------------------------------------
+
+def test_every_size_option_is_named_as_typed():
+    """Each ``size=X`` composed by Hydra (independently of the report's YAML reading) gives a
+    model that the report names X, and a depth no option has is named by what one would type,
+    which composes back to the same model."""
+    from tests.conftest import compose
+    options = sorted(p.stem for p in (ROOT / "recipes" / "conf" / "size").glob("*.yaml"))
+    assert {"tiny", "smollm2-135m", "smollm2-l1", "smollm2-l30"} <= set(options)
+    for option in options:
+        model = compose([f"size={option}"])["model"]
+        assert records.rung_name(model["name"], model["num_layers"]) == option
+    model = compose(["size=smollm2-135m", "model.num_layers=1"])["model"]
+    assert records.rung_name(model["name"], model["num_layers"]) == "smollm2-l1"
+    for size, layers in (("tiny", 1), ("smollm2-135m", 5)):
+        model = compose([f"size={size}", f"model.num_layers={layers}"])["model"]
+        name = records.rung_name(model["name"], model["num_layers"])
+        assert name == f"{size} model.num_layers={layers}"
+        first, rest = name.split(" ", 1)
+        assert compose([f"size={first}", rest])["model"] == model
+
+
+def test_a_grid_point_names_its_rung_unless_an_axis_changes_the_depth():
+    assert records.rung_name("smollm2-135m", 10, {"size": "smollm2-l10"}) == "smollm2-l10"  # not an option here
+    assert records.rung_name("smollm2-135m", 30, {"size": "smollm2-l30"}) == "smollm2-l30"  # null: every layer
+    point = {"size": "tiny", "model.num_layers": "1"}
+    assert records.rung_name("tiny", 1, point) == "tiny model.num_layers=1"
+    assert records.rung_name("smollm2-135m", 2, {"size": "smollm2-135m", "model.num_layers": "2"}) == "smollm2-l2"
+    assert records.rung_name("smollm2-135m", 2, {"size": "smollm2-l1"}) == "smollm2-l2"  # the record wins
+
+
+# --- figures: readable ticks, labelled points --------------------------------------------------
+
+def _render(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _x_labels(ax, renderer) -> list[tuple[str, float, float]]:
+    """Every drawn x tick label (major and minor): text, left and right edge in pixels."""
+    ticks = ax.xaxis.get_major_ticks() + ax.xaxis.get_minor_ticks()
+    lo, hi = ax.get_xlim()
+    out = []
+    for tick in ticks:
+        label = tick.label1
+        if label.get_visible() and label.get_text() and lo <= tick.get_loc() <= hi:
+            box = label.get_window_extent(renderer)
+            out.append((label.get_text(), box.x0, box.x1))
+    return sorted(out, key=lambda t: t[1])
+
+
+def assert_readable(ax, renderer):
+    labels = _x_labels(ax, renderer)
+    assert len(labels) >= 1
+    for (a, _, a1), (b, b0, _) in zip(labels, labels[1:]):
+        assert b0 - a1 >= 2, f"tick labels {a!r} and {b!r} overlap or touch ({a1:.1f} px, {b0:.1f} px)"
+    return [t for t, _, _ in labels]
+
+
+def budget_grid(tmp_path) -> list[records.Point]:
+    """dense/cl and sparse/cl at three sizes under two FLOP budgets; dense realises 6% less than
+    the budget and sparse 0.5% (whole steps of different sizes): their exact FLOPs (1.6e10 and
+    1.69e10) are a hair apart on the axis."""
+    for budget in (1.7e10, 5e10):
+        for paradigm, short in (("dense", 0.94), ("sparse", 0.995)):
+            for i, size in enumerate(("smollm2-l1", "smollm2-l3", "smollm2-l10")):
+                rec = fixture_record(f"{paradigm}-cl-{size}")
+                rec["config"]["budget"] = {"name": "cpu", "flops": budget, "tokens": None, "steps": None}
+                rec["budget"]["realised"]["flops"] = budget * short * (1 - 0.001 * i)
+                rec["metrics"]["pycode/test"]["nDCG@10"] += 0.01 * i * (budget / 1e10)
+                folder = tmp_path / f"{paradigm}-{size}-{budget:g}"
+                folder.mkdir()
+                (folder / "result.json").write_text(json.dumps(rec))
+    return records.average(records.load_runs(tmp_path)[0])
+
+
+def test_flops_ticks_are_the_budgets_and_points_carry_their_rung(tmp_path):
+    from scaling.analysis import plots
+    points = budget_grid(tmp_path)
+    series = records.flops_series(points, "pycode/test", "nDCG@10")
+    fig = plots.scaling_figure(series, {}, "flops", "pycode/test", "nDCG@10", {}, background=points)
+    renderer = _render(fig)
+    (ax,) = fig.axes
+    assert assert_readable(ax, renderer) == ["1.7e10", "5e10"]
+    lo, hi = ax.get_xlim()
+    assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1.7e10, 5e10]
+    frontier = {(p.size, p.flops) for pts in series.values() for p in pts}
+    labels = {(t.get_text(), t.xy[0]) for t in ax.texts}
+    assert labels == frontier  # one label per frontier point, its rung, at its marker
+    assert {size for size, _ in labels} <= {"smollm2-l1", "smollm2-l3", "smollm2-l10"}
+
+
+def test_params_ticks_are_the_rungs_per_budget_panel(tmp_path):
+    from scaling.analysis import plots
+    points = budget_grid(tmp_path)
+    series = records.params_series(points, "pycode/test", "nDCG@10")
+    fig = plots.scaling_figure(series, {}, "params", "pycode/test", "nDCG@10", {})
+    renderer = _render(fig)
+    assert len(fig.axes) == 2  # one panel per budget
+    rungs = sorted({p.params for p in points})
+    for ax in fig.axes:
+        assert assert_readable(ax, renderer) == [f"{x / 1e6:.3g}M" for x in rungs]
+        # a rung's points share one label: the size name, once per rung
+        assert sorted((t.get_text(), t.xy[0]) for t in ax.texts) == \
+            sorted({(p.size, p.params) for p in points})
+
+
+def _synthetic(params: list[float], flops: list[float]) -> list[records.Point]:
+    """Points of one series with the given parameters and FLOP budgets (realised 1% short)."""
+    out = []
+    for i, (n, c) in enumerate(zip(params, flops)):
+        out.append(records.Point(paradigm="dense", loss="cl", size=f"r{i}", fraction=1.0, budget=f"{c:.3g} FLOPs",
+                                 params=n, flops=0.99 * c, steps=10, metrics={"s/t": {"m": 0.1 + 0.01 * i}},
+                                 baseline={}, seeds=1, runs=[], budget_flops=c))
+    return out
+
+
+@pytest.mark.parametrize("params, flops, decades", [
+    # 13 rungs over four decades: too many to label, so the decades
+    (list(np.geomspace(1e5, 1e9, 13)), list(np.geomspace(1e12, 1e20, 13)), True),
+    # three rungs, two of them 5% apart: one label would cover the other
+    ([1e6, 1.05e6, 1e8], [1e13, 1.05e13, 1e15], True),
+    # two far-apart rungs: each labelled
+    ([3.5e6, 1.06e8], [4.2e13, 1.3e15], False),
+])
+def test_ticks_stay_readable_at_any_grid_size(params, flops, decades):
+    from scaling.analysis import plots
+    points = _synthetic(params, flops)
+    for vs, xs in (("params", params), ("flops", flops)):
+        fig = plots.scaling_figure({"dense/cl": points}, {}, vs, "s/t", "m", {})
+        renderer = _render(fig)
+        (ax,) = fig.axes
+        texts = assert_readable(ax, renderer)
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert len(ticks) == len(texts) >= 2
+        if decades:
+            assert all(math.log10(t) == round(math.log10(t)) for t in ticks), ticks
+        else:
+            assert ticks == pytest.approx(sorted(xs))
+        assert sorted(t.get_text() for t in ax.texts) == sorted(p.size for p in points)

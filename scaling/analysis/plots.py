@@ -3,7 +3,12 @@
 - ``scaling_plot``: the metric against non-embedding parameters or training FLOPs (log x), one
   marker set per paradigm x loss, its fitted curve (metric = 1 - fitted error) over the fitted
   range, and the reference systems as horizontal dashed lines; against parameters one panel per
-  budget, against FLOPs the frontier points over every run;
+  budget, against FLOPs the frontier points over every run. Each point is labelled with its rung
+  (small text by the marker; points of one rung at one x share a label). The x ticks are the
+  values a reader looks for when they are few and far enough apart to read (the distinct rungs'
+  parameters; the nominal FLOP budgets, ``config.budget.flops``, which realised FLOPs fall short
+  of by up to a step), else decades (``choose_ticks``): ticks at every point's exact FLOPs put
+  1.6e10 on top of 1.69e10;
 - ``curves_plot``: the metric against training steps from each run's learning curve;
 - ``fraction_plot``: the metric against the share of training data, for points that differ only
   in it.
@@ -15,6 +20,7 @@ are written atomically (a temporary sibling, then a rename).
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from scaling.analysis.fit import PowerLawFit  # noqa: E402
 from scaling.analysis.records import Point, Run  # noqa: E402
@@ -29,6 +36,15 @@ from scaling.io import write_atomic  # noqa: E402
 
 X_LABELS = {"params": "non-embedding parameters", "flops": "training FLOPs"}
 _MARKERS = "osD^vP*X"
+MAX_TICKS = 8
+"""At most this many candidate ticks (rungs, budgets) are labelled; more get decades."""
+TICK_FONTSIZE = 7
+POINT_FONTSIZE = 6
+_CHAR_IN = 0.62 / 72
+"""Width of a character per point of font size, in inches (DejaVu Sans digits are 0.64 em): a
+tick label's width is estimated from its length, generously, before anything is drawn."""
+_TICK_GAP_IN = 0.08
+"""Space kept between two tick labels, in inches."""
 
 
 def _style(index: int) -> dict:
@@ -53,6 +69,7 @@ def _references(ax, references: dict, split: str, measure: str) -> None:
 def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split: str, measure: str,
                   references: dict, background: list[Point] | None, title: str, legend_columns: int = 3) -> None:
     names = sorted({name.split(" @ ")[0] for name in series})  # one colour per paradigm/loss
+    shown: list[Point] = []  # every point drawn: the ticks and limits cover them
     for name, points in sorted(series.items()):
         style = _style(names.index(name.split(" @ ")[0]))
         if background is not None:  # every run of the series, the frontier drawn over them
@@ -61,9 +78,11 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
             if rest:
                 ax.plot([p.flops for p in rest], [p.metrics[split][measure] for p in rest], linestyle="none",
                         markersize=4, alpha=0.3, color=style["color"], marker=style["marker"])
+                shown += rest
         x = np.array([_x(p, vs) for p in points])
         y = np.array([p.metrics[split][measure] for p in points])
         ax.plot(x, y, linestyle="none", markersize=6, label=name.split(" @ ")[0], **style)
+        shown += points
         fit = fits.get(name)
         if fit is not None:
             grid = np.geomspace(fit.x_range[0], fit.x_range[1], 100)
@@ -71,10 +90,16 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
                     label=f"{name.split(' @ ')[0]} fit: alpha {fit.params['alpha']:.3f}")
     _references(ax, references, split, measure)
     ax.set_xscale("log")
-    xs = sorted({_x(p, vs) for pts in series.values() for p in pts})
-    if 1 < len(xs) <= 8:  # a few rungs or budgets: tick each one (log minor labels would overlap)
-        ax.set_xticks(xs, [_compact(x, vs) for x in xs], fontsize=7)
-        ax.minorticks_off()
+    candidates = tick_candidates(shown, vs)
+    lo, hi = _limits([_x(p, vs) for p in shown] + candidates)
+    ax.set_xlim(lo, hi)
+    _label_points(ax, [p for pts in series.values() for p in pts], vs, split, measure, lo, hi)
+    width_in = ax.figure.get_figwidth() * ax.get_position().width
+    ticks = choose_ticks(candidates, lo, hi, width_in, lambda v: _compact(v, vs))
+    ax.set_xticks(ticks, [_compact(t, vs) for t in ticks], fontsize=TICK_FONTSIZE)
+    if ticks == sorted(c for c in candidates if lo <= c <= hi):
+        ax.minorticks_off()  # the rungs or budgets themselves: minor marks between them mean nothing
+    ax.xaxis.set_minor_formatter(NullFormatter())  # log minor labels (3x10^12, 4x10^12) would overlap
     ax.set_xlabel(X_LABELS.get(vs, vs))
     ax.set_ylabel(f"{measure} ({split})")
     ax.set_title(title, fontsize=9)
@@ -83,14 +108,81 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=legend_columns, frameon=False)
 
 
+def _label_points(ax, points: list[Point], vs: str, split: str, measure: str, lo: float, hi: float) -> None:
+    """Each point's rung as small text above its marker, so that a reader knows which size a point
+    is: to the right of it in the left half of the x range [lo, hi], to the left in the right
+    half (the text stays over the axes). Points of one rung at the same x (the series of a size
+    panel) share one label, by the highest of them."""
+    top: dict[tuple[str, float], float] = {}
+    for p in points:
+        key = (p.size, _x(p, vs))
+        top[key] = max(top.get(key, -math.inf), p.metrics[split][measure])
+    middle = math.sqrt(lo * hi)
+    for (size, x), y in sorted(top.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        right = x <= middle
+        ax.annotate(size, (x, y), xytext=(3 if right else -3, 3), textcoords="offset points",
+                    ha="left" if right else "right", fontsize=POINT_FONTSIZE, color="0.3")
+
+
+def tick_candidates(points: list[Point], vs: str) -> list[float]:
+    """The x values a reader looks for, sorted and distinct: against parameters the rungs'
+    parameters; against FLOPs the nominal FLOP budgets the points ran under (their realised FLOPs
+    are short of it by up to a step, and differ between paradigms), and for a point without one
+    (a token or step budget) its own FLOPs."""
+    if vs == "params":
+        return sorted({float(p.params) for p in points})
+    return sorted({float(p.budget_flops) if p.budget_flops else float(p.flops) for p in points})
+
+
+def _limits(xs: list[float]) -> tuple[float, float]:
+    """The x range to show: every value with a margin of 8% of the range in log space (a tenth of a
+    decade around a single value)."""
+    lo, hi = math.log10(min(xs)), math.log10(max(xs))
+    pad = 0.08 * (hi - lo) if hi - lo > 1e-9 else 0.1
+    return 10 ** (lo - pad), 10 ** (hi + pad)
+
+
+def _readable(ticks: list[float], lo: float, hi: float, width_in: float, fmt) -> list[float]:
+    """``ticks`` thinned from the left so that no two labels are closer than they can be read:
+    two neighbours' centres keep half of each label's estimated width plus ``_TICK_GAP_IN``."""
+    per_in = (math.log10(hi) - math.log10(lo)) / width_in  # decades per inch
+    kept: list[float] = []
+    for t in ticks:
+        if kept:
+            need = (len(fmt(kept[-1])) + len(fmt(t))) / 2 * TICK_FONTSIZE * _CHAR_IN + _TICK_GAP_IN
+            if math.log10(t) - math.log10(kept[-1]) < need * per_in:
+                continue
+        kept.append(t)
+    return kept
+
+
+def choose_ticks(candidates: list[float], lo: float, hi: float, width_in: float, fmt) -> list[float]:
+    """Ticks for a log x axis showing [lo, hi] over ``width_in`` inches, labelled ``fmt(value)``.
+    The candidates in view when there are at most ``MAX_TICKS`` and every label can be read; else
+    decades (1-2-5 steps when fewer than two decades are in view), thinned to readable ones; the
+    candidates thinned when not even those give two ticks."""
+    inside = sorted(c for c in candidates if lo <= c <= hi)
+    if 0 < len(inside) <= MAX_TICKS and _readable(inside, lo, hi, width_in, fmt) == inside:
+        return inside
+    for steps in ((1,), (1, 2, 5)):
+        ticks = [m * 10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                 for m in steps if lo <= m * 10.0 ** k <= hi]
+        if len(ticks) >= 2:
+            return _readable(ticks, lo, hi, width_in, fmt)
+    return _readable(inside, lo, hi, width_in, fmt)
+
+
 def _x(p: Point, vs: str) -> float:
     return p.params if vs == "params" else p.flops
 
 
 def _compact(x: float, vs: str) -> str:
-    """3540672 -> '3.54M' (parameters); 2.6e13 -> '2.6e13' (FLOPs)."""
+    """3540672 -> '3.54M', 1e9 -> '1B' (parameters); 2.6e13 -> '2.6e13' (FLOPs)."""
     if vs == "params":
-        return f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k"
+        for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+            if x >= scale:
+                return f"{x / scale:.3g}{unit}"
+        return f"{x:.3g}"
     mantissa, _, exponent = f"{x:.2g}".partition("e")
     return f"{mantissa}e{int(exponent)}" if exponent else mantissa
 
@@ -104,12 +196,13 @@ def _budget_value(budget: str) -> tuple:
         return (unit, 0.0)
 
 
-def scaling_plot(series: dict[str, list[Point]], fits: dict[str, PowerLawFit | None], vs: str,
-                 split: str, measure: str, references: dict, path: Path,
-                 background: list[Point] | None = None) -> Path | None:
+def scaling_figure(series: dict[str, list[Point]], fits: dict[str, PowerLawFit | None], vs: str,
+                   split: str, measure: str, references: dict,
+                   background: list[Point] | None = None) -> Figure | None:
     """``measure`` on ``split`` against ``vs`` ("params" | "flops"), per series, fits drawn where
     given. Series named ``<paradigm/loss> @ <budget>`` get one panel per budget; ``background``
-    (every point) is drawn faintly behind the series' own points (the FLOPs frontier over its runs)."""
+    (every point) is drawn faintly behind the series' own points (the FLOPs frontier over its runs).
+    None when there is nothing to draw."""
     if not any(series.values()):
         return None
     panels: dict[str, dict[str, list[Point]]] = {}
@@ -122,7 +215,15 @@ def scaling_plot(series: dict[str, list[Point]], fits: dict[str, PowerLawFit | N
         title = f"{measure} vs {X_LABELS.get(vs, vs)}, {split}" + (f"\nat {budget}" if budget else "")
         _scaling_axes(ax, panels[budget], fits, vs, split, measure, references, background, title,
                       legend_columns=3 if len(order) == 1 else 2)  # side-by-side legends must not overlap
-    return _save(fig, path)
+    return fig
+
+
+def scaling_plot(series: dict[str, list[Point]], fits: dict[str, PowerLawFit | None], vs: str,
+                 split: str, measure: str, references: dict, path: Path,
+                 background: list[Point] | None = None) -> Path | None:
+    """``scaling_figure`` written to ``path``; None when there is nothing to draw."""
+    fig = scaling_figure(series, fits, vs, split, measure, references, background)
+    return None if fig is None else _save(fig, path)
 
 
 def curve_split(run: Run, split: str) -> str | None:

@@ -8,9 +8,15 @@ field (``strict=True`` raises ``RecordError`` instead). Needed: ``config.paradig
 measures), ``budget.plan.params_nonembedding`` and the training FLOPs
 (``budget.realised.flops``, else ``budget.plan.total_flops``).
 
+A run's size is named as the command line names it (``rung_name``): the grid point's ``size``
+when the record has one (and the point sets no ``model.num_layers``), else the option under ``recipes/conf/size/`` whose ``model.name`` and
+``model.num_layers`` are the record's (``smollm2-135m`` cut to 1 layer is ``smollm2-l1``), else what
+one would type (``tiny model.num_layers=1``), so that the report's rows read like the commands.
+
 ``average(runs)`` merges runs that differ only in their seed into one ``Point`` (measures
 averaged, the number of seeds kept); ``grid_progress(root)`` compares ``root/grid.json`` with the
-run folders. Nothing here writes to disk.
+run folders; ``unfinished_runs(root)`` finds run folders that never wrote a result (failed,
+stopped or still running). Nothing here writes to disk.
 """
 
 from __future__ import annotations
@@ -18,9 +24,14 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 REFERENCE_SYSTEMS = ("bm25", "minilm", "splade")
+SIZE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "conf" / "size"
+"""The ``size=`` options: their ``name`` and ``num_layers`` name a record's rung as the CLI does."""
+RUN_FILES = ("config.json", "budget.json", "ckpt", "running.json")
+"""What a run writes before its result (scaling/experiment.py): the first marks a run folder."""
 
 
 class RecordError(ValueError):
@@ -52,6 +63,9 @@ class Run:
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)
     reference: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     curve: list[dict] = field(default_factory=list)
+    budget_flops: float | None = None
+    """The nominal FLOP budget (``config.budget.flops``) the run ran under; None under token or
+    step budgets. The figures tick it: realised FLOPs fall short of it by up to a step."""
 
     @property
     def key(self) -> tuple:
@@ -76,6 +90,8 @@ class Point:
     baseline: dict[str, dict[str, float]]
     seeds: int
     runs: list[Run]
+    budget_flops: float | None = None
+    """The nominal FLOP budget (``config.budget.flops``), None under token or step budgets."""
 
     @property
     def series(self) -> str:
@@ -119,6 +135,48 @@ def _measures(value, path: Path, dotted: str) -> dict[str, dict[str, float]]:
             for split, m in value.items()}
 
 
+@lru_cache(maxsize=None)
+def size_options(size_dir: Path = SIZE_DIR) -> dict[str, tuple[str, int | None]]:
+    """``size=`` option -> (``model.name``, ``model.num_layers``) from ``size_dir/*.yaml``, read
+    with yaml.safe_load (no Hydra: the report stays light). An option without ``num_layers``
+    keeps ModelConfig's default, null (every layer); a file that is not a mapping with a name and
+    an integer (or no) ``num_layers`` is left out (Hydra would refuse it anyway)."""
+    import yaml
+    options = {}
+    for path in sorted(Path(size_dir).glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and data.get("name") is not None:
+            layers = data.get("num_layers")
+            if layers is None or (isinstance(layers, int) and not isinstance(layers, bool)):
+                options[path.stem] = (str(data["name"]), layers)
+    return options
+
+
+def rung_name(model: str, layers: int | None, point: dict | None = None,
+              options: dict[str, tuple[str, int | None]] | None = None) -> str:
+    """A run's size as the command line names it. The grid point's ``size`` when the record has
+    one, unless the point also sets ``model.num_layers`` (a size alone then names several rungs)
+    or that option's model is not the record's (an option without ``num_layers`` keeps every
+    layer, whatever their number). Else the ``size=`` option with this ``model.name`` and
+    ``model.num_layers`` (the one named like the model when several match); else
+    ``<model.name> model.num_layers=<n>``, what one would type (``tiny model.num_layers=1``), or
+    the model's name when it keeps every layer."""
+    options = size_options() if options is None else options
+    point = point or {}
+    size = point.get("size")
+    if size is not None and "model.num_layers" not in point:
+        name, option_layers = options.get(str(size), (model, layers))
+        if name == model and option_layers in (None, layers):
+            return str(size)
+    matches = sorted(o for o, spec in options.items() if spec == (model, layers))
+    if matches:
+        return model if model in matches else matches[0]
+    return model if layers is None else f"{model} model.num_layers={layers}"
+
+
 def read_run(path: Path) -> Run:
     """Read one ``result.json``; raises ``RecordError`` naming the file and field when unusable."""
     path = Path(path)
@@ -134,9 +192,10 @@ def read_run(path: Path) -> Run:
     loss = str(_get(data, "config.loss.name", path))
     model = str(_get(data, "config.model.name", path))
     layers = _get(data, "config.model.num_layers", path, required=False)
-    size = _get(data, "grid.point.size", path, required=False)
-    if size is None:
-        size = f"{model}-L{layers}" if layers is not None else model
+    if layers is not None:
+        layers = _number(layers, path, "config.model.num_layers", int)
+    point = _get(data, "grid.point", path, required=False)
+    size = rung_name(model, layers, point if isinstance(point, dict) else None)
     fraction = _get(data, "config.data.fraction", path, required=False)
     fraction = 1.0 if fraction is None else _number(fraction, path, "config.data.fraction")
     seed = _get(data, "config.seed", path, required=False)
@@ -160,9 +219,12 @@ def read_run(path: Path) -> Run:
     curve = _get(data, "curve", path, required=False) or []
     if not isinstance(curve, list):
         raise RecordError(path, "curve", "expected a list of {step, flops, metrics}")
+    budget = _get(data, "config.budget", path, required=False) or {}
+    budget_flops = budget.get("flops") if isinstance(budget, dict) else None
     return Run(path=path, paradigm=paradigm, loss=loss, size=str(size), fraction=fraction,
                seed=None if seed is None else int(seed),
-               budget=_budget_label(_get(data, "config.budget", path, required=False) or {}),
+               budget=_budget_label(budget if isinstance(budget, dict) else {}),
+               budget_flops=None if budget_flops is None else _number(budget_flops, path, "config.budget.flops"),
                params=params, flops=_number(flops, path, flops_field),
                steps=None if steps is None else _number(steps, path, "budget.realised.steps", int),
                metrics=metrics,
@@ -176,6 +238,23 @@ def find_results(root: Path) -> list[Path]:
     root = Path(root)
     return sorted(p for p in root.rglob("result.json")
                   if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
+
+
+def unfinished_runs(root: Path) -> list[tuple[Path, list[str]]]:
+    """Run folders under ``root`` without a ``result.json`` (failed, stopped, or still running),
+    each with what it holds of ``RUN_FILES``: a folder holding ``config.json`` is a run's (the
+    run writes it first). Hidden folders are left out, and so are folders inside a run folder."""
+    root = Path(root)
+    configs = sorted(p.parent for p in root.rglob("config.json")
+                     if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
+    runs = set(configs) | {p.parent for p in find_results(root)}
+    out = []
+    for folder in configs:
+        above = [root / a for a in folder.relative_to(root).parents]  # up to root itself
+        if (folder / "result.json").exists() or any(a in runs for a in above):
+            continue
+        out.append((folder, [n + ("/" if (folder / n).is_dir() else "") for n in RUN_FILES if (folder / n).exists()]))
+    return out
 
 
 def load_runs(root: Path, strict: bool = False) -> tuple[list[Run], list[str]]:
@@ -216,7 +295,7 @@ def average(runs: list[Run]) -> list[Point]:
                             steps=sum(steps) / len(steps) if steps else None,
                             metrics=_mean_measures([r.metrics for r in group]),
                             baseline=_mean_measures([r.baseline for r in group]),
-                            seeds=len({r.seed for r in group}), runs=group))
+                            seeds=len({r.seed for r in group}), runs=group, budget_flops=group[0].budget_flops))
     return sorted(points, key=lambda p: (p.paradigm, p.loss, p.params, p.flops, p.fraction, p.budget))
 
 
