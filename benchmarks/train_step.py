@@ -56,7 +56,7 @@ def run(variant: str, a) -> dict:
     import torch
 
     from scaling import checkpoint
-    from scaling.experiment import make_plan
+    from scaling.checks import make_plan
     from scaling.module import RetrieverModule
     cfg = compose(overrides(a, a.chunk if variant == "cache" else None))
     torch.manual_seed(0)

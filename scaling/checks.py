@@ -13,6 +13,9 @@ untrained backbone were evaluated (minutes at 8B). ``run_inputs`` checks, cheape
    and how many training queries each covers (``scaling.data.groups``, from the training split's
    qrels alone: no corpus is read).
 
+``make_plan`` is the one way to the budget plan (scaling/budget.py's arithmetic on the backbone's
+own HF config, read without weights): the checks make it, the run trains on it.
+
 What goes to disk: nothing, except that the real run (``build=True``) builds the dataset folder
 the checks read (the built-in corpus, an extracted BEIR zip: prepared once, cached). A dry run
 builds nothing; what it could not check for want of that folder is listed in ``unchecked``.
@@ -23,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scaling import launch
 from scaling.config import EvaluateConfig, RunConfig
 from scaling.schema import ConfigError
 
@@ -41,6 +45,28 @@ class Inputs:
     pools: dict | None = None
     """{qid: BM25 negatives} with ``data.negatives=bm25`` (and no teacher)."""
     unchecked: list[str] = field(default_factory=list)
+
+
+def world_size(cfg: RunConfig) -> int:
+    """The number of processes the Trainer will run (the plan's world size)."""
+    t = cfg.trainer
+    try:
+        return launch.planned_world_size(t.devices, t.accelerator, t.num_nodes)
+    except ValueError as e:
+        raise ConfigError("trainer.devices", str(e)) from None
+
+
+def make_plan(cfg: RunConfig, hf_config=None):
+    """The budget plan from the backbone's own HF config (read without weights unless given) and
+    the head's planned FLOPs, on the world size the Trainer will run. A budget that buys no step,
+    or a ``model.num_layers`` beyond the backbone's depth, is a ConfigError."""
+    from scaling import backbone, sizes
+    from scaling.budget import plan_run
+    from scaling.heads import head_flops, head_recomputes
+    source = sizes.get(cfg.model.name).source
+    arch, counts = backbone.describe(hf_config or backbone.read_hf_config(cfg.model, cfg.cache_dir), source)
+    extra = head_flops(cfg.paradigm.head, arch.hidden, arch.vocab, transform=source == "mlm")
+    return plan_run(cfg, arch, counts, extra, world_size(cfg), head_recompute=head_recomputes(cfg.paradigm.head))
 
 
 def loss_needs(cfg: RunConfig) -> None:
@@ -108,7 +134,6 @@ def training_inputs(cfg: RunConfig, data_dir: Path | None, unchecked: list[str])
 def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     """Every check of a training run (see the module's docstring); raises ConfigError,
     FileNotFoundError or FormatError, each naming the key or the file (and line) at fault."""
-    from scaling.experiment import make_plan
     loss_needs(cfg)
     plan = make_plan(cfg)  # the depth check (read_hf_config) and the budget's: at least one step
     data_dir = dataset(cfg.data, cfg.cache_dir, wanted_splits(cfg), build)

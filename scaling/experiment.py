@@ -27,29 +27,6 @@ from scaling.config import EvaluateConfig, RunConfig, to_dict
 from scaling.io import write_json_atomic
 
 
-def world_size(cfg: RunConfig) -> int:
-    """The number of processes the Trainer will run (the plan's world size)."""
-    from scaling.schema import ConfigError
-    t = cfg.trainer
-    try:
-        return launch.planned_world_size(t.devices, t.accelerator, t.num_nodes)
-    except ValueError as e:
-        raise ConfigError("trainer.devices", str(e)) from None
-
-
-def make_plan(cfg: RunConfig, hf_config=None):
-    """The budget plan from the backbone's own HF config (read without weights unless given) and
-    the head's planned FLOPs, on the world size the Trainer will run. A budget that buys no step,
-    or a ``model.num_layers`` beyond the backbone's depth, is a ConfigError."""
-    from scaling import backbone, sizes
-    from scaling.budget import plan_run
-    from scaling.heads import head_flops, head_recomputes
-    source = sizes.get(cfg.model.name).source
-    arch, counts = backbone.describe(hf_config or backbone.read_hf_config(cfg.model, cfg.cache_dir), source)
-    extra = head_flops(cfg.paradigm.head, arch.hidden, arch.vocab, transform=source == "mlm")
-    return plan_run(cfg, arch, counts, extra, world_size(cfg), head_recompute=head_recomputes(cfg.paradigm.head))
-
-
 def dry_run(cfg: RunConfig) -> dict:
     """Check the run as the real one would (scaling/checks.py: the same errors, so a dry run
     approves only what would run) and print its plan, the last stdout line one JSON object.

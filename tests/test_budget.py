@@ -92,7 +92,7 @@ def test_batch_resolution():
 def _plan(overrides, world=1):
     from scaling.budget import plan_run
     from scaling.config import parse
-    from scaling.experiment import make_plan
+    from scaling.checks import make_plan
     from tests.conftest import compose
     cfg = parse(compose(overrides))
     if world == 1:

@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from scaling import budget, checkpoint, sizes
 from scaling.config import parse
-from scaling.experiment import make_plan
+from scaling.checks import make_plan
 from scaling.module import RetrieverModule
 from tests.conftest import compose
 

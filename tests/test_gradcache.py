@@ -8,7 +8,7 @@ import torch
 
 from scaling import checkpoint
 from scaling.config import parse
-from scaling.experiment import make_plan
+from scaling.checks import make_plan
 from scaling.gradcache import encode_chunked, rows
 from scaling.module import RetrieverModule
 from tests.conftest import compose
