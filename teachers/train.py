@@ -91,6 +91,9 @@ def train_teacher(data, groups: dict[str, dict], cfg, out_dir: Path, depth: int,
     sampler = EpochSampler(len(groups_ds), t.batch_size, seed)
     stream = loader(groups_ds, sampler, module.collate)
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+    from scaling.notices import quiet_known
+    quiet_known()  # Lightning's known-harmless notices (srun hint under a Slurm array, device report)
     ckpt_dir = out_dir / "ckpt"
     trainer = L.Trainer(accelerator="auto", devices=1, max_steps=t.steps, max_epochs=-1,
                         precision="bf16-mixed" if torch.cuda.is_available() else "32-true",
