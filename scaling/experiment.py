@@ -22,7 +22,7 @@ import os
 import time
 from pathlib import Path
 
-from scaling import grid, launch, rundir, tracking
+from scaling import checks, grid, launch, rundir, tracking
 from scaling.config import EvaluateConfig, RunConfig, to_dict
 from scaling.io import write_json_atomic
 
@@ -31,7 +31,6 @@ def dry_run(cfg: RunConfig) -> dict:
     """Check the run as the real one would (scaling/checks.py: the same errors, so a dry run
     approves only what would run) and print its plan, the last stdout line one JSON object.
     Loads no weights and no corpus, and writes nothing."""
-    from scaling import checks
     inputs = checks.run_inputs(cfg, build=False)
     plan = inputs.plan
     print(f"[dry_run] {cfg.paradigm.name} {cfg.loss.name} {cfg.model.name}"
@@ -76,7 +75,6 @@ def run(cfg: RunConfig) -> dict:
     # a folder holding another configuration's unfinished run is refused before any work
     run_dir = rundir.claim(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite,
                            record)
-    from scaling import checks
     from scaling.data import corpora
     inputs = checks.run_inputs(cfg)  # every check, before any folder, model, corpus or reference work
     dataset = corpora.load(cfg.data, cfg.cache_dir, root=inputs.data_dir)
@@ -184,7 +182,6 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     from scaling.data import corpora
     from scaling.evaluation import format_table, systems
     # the run's own configuration (a checkpoint's), with this call's data, evaluation and folders
-    from scaling import checks
     data_dir = checks.evaluate_inputs(cfg)  # the checkpoint folder and the dataset's files, before any work
     base = checkpoint.read_config(cfg.checkpoint) if cfg.checkpoint else RunConfig()
     rcfg = dataclasses.replace(base, data=cfg.data, eval=cfg.eval, cache_dir=cfg.cache_dir,

@@ -36,15 +36,6 @@ def load(cfg, cache_dir, splits=None, root: Path | None = None) -> formats.Datas
     return formats.load_beir(root, name=name, splits=splits)
 
 
-def require_splits(dataset: formats.Dataset, splits, key: str) -> None:
-    """Fail before any model loads when the configuration names a split the dataset lacks."""
-    from scaling.schema import ConfigError
-    missing = [s for s in splits if s not in dataset.qrels]
-    if missing:
-        raise ConfigError(key, f"dataset {dataset.name!r} has no split {missing[0]!r} "
-                               f"(it has {', '.join(sorted(dataset.qrels))})")
-
-
 def check_source(cfg, cache_dir) -> None:
     """Fail, naming the real cause, when the dataset's source is not there: a missing data.path
     folder or zip, a BEIR name with neither its zip nor leave to download it. Builds nothing."""

@@ -19,7 +19,6 @@ from torch.utils.data import Dataset
 
 from scaling.data.collate import tokenizers_for
 from scaling.data.formats import Dataset as IRDataset
-from scaling.data.formats import read_scores
 from scaling.data.groups import training_items
 from scaling.data.resume import EpochSampler, draw, loader
 
@@ -76,19 +75,15 @@ class Collate:
 
 class GroupDataModule(L.LightningDataModule):
     def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, batch_size: int,
-                 seed: int = 0, num_workers: int = 0, teacher_scores=None, pools=None, accumulate: int = 1):
+                 seed: int = 0, num_workers: int = 0, teacher: dict | None = None, pools=None,
+                 accumulate: int = 1):
         """``batch_size``: queries per device per forward; ``accumulate``: forwards per optimiser step
-        (an epoch holds whole steps). ``teacher_scores``: a score TSV's path, or its parsed
-        {qid: {docid: score}} (what scaling/checks.py read); ``pools``: {qid: hard negatives}."""
+        (an epoch holds whole steps). ``teacher``: {qid: {docid: score}} (the score file
+        scaling/checks.py read and checked); ``pools``: {qid: hard negatives}."""
         super().__init__()
-        teacher, source = teacher_scores, "bm25 groups"
-        if teacher_scores is not None and not isinstance(teacher_scores, dict):
-            teacher, source = read_scores(teacher_scores), str(teacher_scores)
-        elif teacher_scores is not None:
-            source = "teacher scores"
         self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed,
                                      data_cfg.max_train_queries, teacher, data_cfg.missing_teacher,
-                                     source, pools, data_cfg.fraction)
+                                     None, pools, data_cfg.fraction)
         q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len)
         self.collate = Collate(data, q_tok, d_tok)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
