@@ -42,8 +42,9 @@ class Inputs:
     teacher_path: Path | None = None
     teacher: dict | None = None
     """{qid: {docid: score}} when a loss term distils."""
-    pools: dict | None = None
-    """{qid: BM25 negatives} with ``data.negatives=bm25`` (and no teacher)."""
+    items: list | None = None
+    """The training groups (``scaling.data.groups.training_items``) with their teacher-scored or
+    BM25 pools; None in a dry run before the dataset folder is built."""
     unchecked: list[str] = field(default_factory=list)
 
 
@@ -104,8 +105,9 @@ def dataset(data_cfg, cache_dir, wanted: dict[str, list[str]], build: bool) -> P
 
 
 def training_inputs(cfg: RunConfig, data_dir: Path | None, unchecked: list[str]):
-    """(teacher path, teacher scores, BM25 pools), each read once and its coverage of the training
-    queries counted against the training split's qrels (when ``data_dir`` is there)."""
+    """(teacher path, teacher scores, training groups): the score file or the BM25 pools read
+    once, and the groups built from the training split's qrels (when ``data_dir`` is there), which
+    counts how many training queries the scores or pools cover."""
     from scaling import prepare
     from scaling.data import corpora
     from scaling.data.formats import read_scores
@@ -123,12 +125,13 @@ def training_inputs(cfg: RunConfig, data_dir: Path | None, unchecked: list[str])
         if teacher is not None or pools is not None:
             unchecked.append("how many training queries the teacher scores or BM25 pools cover (the dataset "
                              "folder is built by the first real run, or `python recipes/prepare.py steps=[data]`)")
-        return path, teacher, pools
+        return path, teacher, None
     d = cfg.data
     qrels = corpora.read_split_qrels(d, data_dir, d.train_split)
     source = str(path) if path is not None else str(prepare.paths(cfg).groups)
-    training_items(qrels, d.n_negatives, d.max_train_queries, d.fraction, teacher, pools, d.missing_teacher, source)
-    return path, teacher, pools
+    items, _ = training_items(qrels, d.n_negatives, d.max_train_queries, d.fraction, teacher, pools,
+                              d.missing_teacher, source)
+    return path, teacher, items
 
 
 def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
@@ -140,14 +143,14 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     unchecked: list[str] = []
     if data_dir is None:
         unchecked.append(f"the {cfg.data.name} dataset's files (not built yet)")
-    path, teacher, pools = training_inputs(cfg, data_dir, unchecked)
-    return Inputs(plan, data_dir, path, teacher, pools, unchecked)
+    path, teacher, items = training_inputs(cfg, data_dir, unchecked)
+    return Inputs(plan, data_dir, path, teacher, items, unchecked)
 
 
-def evaluate_inputs(cfg: EvaluateConfig) -> Path:
-    """recipes/evaluate.py's checks before a model loads: the checkpoint folder and the dataset's
-    files for the evaluated splits; returns the dataset folder."""
-    if cfg.checkpoint:
-        from scaling.checkpoint import read_config
-        read_config(cfg.checkpoint)  # a folder that is not a checkpoint fails here, with a hint
-    return dataset(cfg.data, cfg.cache_dir, {"data.eval_splits": list(cfg.data.eval_splits)}, build=True)
+def evaluate_inputs(cfg: EvaluateConfig) -> tuple[RunConfig, Path]:
+    """recipes/evaluate.py's checks before a model loads: (the checkpoint's run configuration, or
+    the defaults without one; a folder that is not a checkpoint fails with a hint) and the dataset
+    folder, its files for the evaluated splits present."""
+    from scaling.checkpoint import read_config
+    base = read_config(cfg.checkpoint) if cfg.checkpoint else RunConfig()
+    return base, dataset(cfg.data, cfg.cache_dir, {"data.eval_splits": list(cfg.data.eval_splits)}, build=True)

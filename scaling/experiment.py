@@ -125,7 +125,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
             untrained = systems.metrics("untrained", cfg, dataset, inputs.data_dir, splits,
                                         (module, backbone.tokenizer))
     dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, plan.micro_batch, cfg.seed,
-                         cfg.trainer.num_workers, inputs.teacher, inputs.pools, plan.accumulate)
+                         cfg.trainer.num_workers, inputs.teacher, inputs.items, plan.accumulate)
     ledger, callbacks = FlopLedger(plan), []
     if cfg.eval.every_n_steps:
         from scaling.evaluation.encoder import evaluate_encoder
@@ -182,8 +182,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     from scaling.data import corpora
     from scaling.evaluation import format_table, systems
     # the run's own configuration (a checkpoint's), with this call's data, evaluation and folders
-    data_dir = checks.evaluate_inputs(cfg)  # the checkpoint folder and the dataset's files, before any work
-    base = checkpoint.read_config(cfg.checkpoint) if cfg.checkpoint else RunConfig()
+    base, data_dir = checks.evaluate_inputs(cfg)  # the checkpoint folder and the dataset's files, before any work
     rcfg = dataclasses.replace(base, data=cfg.data, eval=cfg.eval, cache_dir=cfg.cache_dir,
                                run_dir=cfg.run_dir, overwrite=cfg.overwrite)
     dataset = corpora.load(rcfg.data, rcfg.cache_dir, root=data_dir)

@@ -39,11 +39,8 @@ def load(cfg, cache_dir, splits=None, root: Path | None = None) -> formats.Datas
 def check_source(cfg, cache_dir) -> None:
     """Fail, naming the real cause, when the dataset's source is not there: a missing data.path
     folder or zip, a BEIR name with neither its zip nor leave to download it. Builds nothing."""
-    if cfg.name == "pycode":
-        return
-    if cfg.name == "beir" and not cfg.path:
-        beir.dataset_dir(cfg, cache_dir, build=False)  # raises when neither extracted, zipped nor downloadable
-        return
+    if cfg.name == "pycode" or (cfg.name == "beir" and not cfg.path):
+        return  # a named BEIR set: dataset_dir raises when it is neither extracted, zipped nor downloadable
     path = Path(cfg.path).expanduser()
     if not path.exists():
         what = msmarco.FILES_HINT if cfg.name == "msmarco" else BEIR_FILES

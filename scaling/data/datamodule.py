@@ -27,13 +27,13 @@ class TrainGroups(Dataset):
     def __init__(self, data: IRDataset, split: str, n_negatives: int, seed: int = 0,
                  max_queries: int | None = None, teacher: dict | None = None,
                  missing: str = "error", source: str | None = None,
-                 pools: dict[str, list[str]] | None = None, fraction: float = 1.0):
-        self.teacher = teacher
-        items, self.dropped = training_items(data.qrels[split], n_negatives, max_queries, fraction, teacher, pools,
-                                             missing, source)
-        if self.dropped:
-            what = "teacher scores" if teacher is not None else "hard negatives"
-            print(f"[data] dropped {self.dropped} of {len(items) + self.dropped} groups without {what}", flush=True)
+                 pools: dict[str, list[str]] | None = None, fraction: float = 1.0, items: list | None = None):
+        """The groups of ``split`` (``scaling.data.groups.training_items``), or ``items`` as the
+        checks before the run already built them from the same settings."""
+        self.teacher, self.dropped = teacher, 0
+        if items is None:
+            items, self.dropped = training_items(data.qrels[split], n_negatives, max_queries, fraction, teacher,
+                                                 pools, missing, source)
         self.items, self.data, self.n_negatives, self.seed = items, data, n_negatives, seed
         self.doc_ids = list(data.corpus)
 
@@ -75,15 +75,14 @@ class Collate:
 
 class GroupDataModule(L.LightningDataModule):
     def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, batch_size: int,
-                 seed: int = 0, num_workers: int = 0, teacher: dict | None = None, pools=None,
+                 seed: int = 0, num_workers: int = 0, teacher: dict | None = None, items: list | None = None,
                  accumulate: int = 1):
         """``batch_size``: queries per device per forward; ``accumulate``: forwards per optimiser step
-        (an epoch holds whole steps). ``teacher``: {qid: {docid: score}} (the score file
-        scaling/checks.py read and checked); ``pools``: {qid: hard negatives}."""
+        (an epoch holds whole steps). ``teacher``: {qid: {docid: score}} and ``items``: the
+        training groups with their pools, both as scaling/checks.py read and checked them."""
         super().__init__()
-        self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed,
-                                     data_cfg.max_train_queries, teacher, data_cfg.missing_teacher,
-                                     None, pools, data_cfg.fraction)
+        self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed, teacher=teacher,
+                                     items=items)
         q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len)
         self.collate = Collate(data, q_tok, d_tok)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers

@@ -30,7 +30,8 @@ def training_items(qrels: dict[str, dict[str, int]], n_negatives: int, max_queri
     ``fraction``; with ``teacher`` ({qid: {docid: score}}) or ``pools`` ({qid: [docid]}) each
     keeps its pool minus its positives. A group whose positive is unscored (teacher) or whose pool
     holds fewer than ``n_negatives`` negatives fails with the count and examples (a FormatError
-    naming ``source``), or is dropped and counted with ``missing="drop"``."""
+    naming ``source``), or is dropped, counted and said (``[data] dropped ...``) with
+    ``missing="drop"``."""
     items = [(qid, sorted(d for d, rel in docs.items() if rel > 0)) for qid, docs in qrels.items()]
     items = [(q, pos) for q, pos in items if pos]
     if max_queries is not None:
@@ -45,7 +46,7 @@ def training_items(qrels: dict[str, dict[str, int]], n_negatives: int, max_queri
     kept, bad = [], []
     for qid, positives in items:
         pool, banned = pools.get(qid, []), set(positives)
-        pos = [p for p in positives if p in set(pool)] if teacher is not None else positives
+        pos = sorted(banned.intersection(pool)) if teacher is not None else positives  # (positives are sorted)
         negs = [d for d in pool if d not in banned]
         if not pos or len(negs) < n_negatives:
             bad.append(f"{qid} ({'no scored positive' if not pos else f'{len(negs)} {kind} negatives < {n_negatives}'})")
@@ -54,6 +55,8 @@ def training_items(qrels: dict[str, dict[str, int]], n_negatives: int, max_queri
     if bad and missing == "error":
         raise FormatError(source or what, None, f"{len(bad)} of {len(items)} training groups lack {what}, "
                           f"e.g. {'; '.join(bad[:3])}; set data.missing_teacher=drop to skip them")
+    if bad:
+        print(f"[data] dropped {len(bad)} of {len(items)} groups without {what}", flush=True)
     return _usable(kept), len(bad)
 
 
