@@ -16,8 +16,9 @@ points all ran under one FLOP budget (their FLOPs differ only by whole steps). W
 Writes under --out (default RUNS_DIR/report), each file atomically (a temporary sibling, then a
 rename): ``report.md`` (progress, tables, fits, figure links), ``fits.json`` (every fit's
 parameters, 95% intervals, R^2, points, or its refusal), and the PNGs ``scaling_params.png``,
-``scaling_flops.png``, ``curves.png`` (learning curves) and ``fraction.png`` (data efficiency); a
-figure without data is skipped with a note. The tables and fits are printed too.
+``scaling_flops.png``, ``curves.png`` (learning curves), ``fraction.png`` (data efficiency) and
+``supervision.png`` (distilled students against their teachers' report cards); a figure without
+data is skipped with a note. The tables and fits are printed too.
 
 Rows name a run's size as the command line does: the grid point's ``size``, else the
 ``recipes/conf/size`` option with the record's ``model.name`` and ``model.num_layers``
@@ -51,7 +52,7 @@ from scaling.analysis.fit import F_SCALE, FORMS, FitWarning, PowerLawFit, fit_me
 from scaling.io import write_atomic, write_json_atomic  # noqa: E402
 
 FIGURES = {"params": "scaling_params.png", "flops": "scaling_flops.png",
-           "curves": "curves.png", "fraction": "fraction.png"}
+           "curves": "curves.png", "fraction": "fraction.png", "supervision": "supervision.png"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -168,10 +169,12 @@ def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[d
                                     out / FIGURES["flops"], background=points),
         "curves": plots.curves_plot(runs, split, measure, out / FIGURES["curves"]),
         "fraction": plots.fraction_plot(points, split, measure, out / FIGURES["fraction"]),
+        "supervision": plots.supervision_plot(points, split, measure, out / FIGURES["supervision"], refs),
     }
     why = {"params": "no series holds the measure", "flops": "no series holds the measure",
            "curves": "no run has a learning curve (eval.every_n_steps)",
-           "fraction": "no point was trained at two or more data fractions"}
+           "fraction": "no point was trained at two or more data fractions",
+           "supervision": "no point was distilled from two or more teachers with report cards"}
     for key, path in made.items():
         if path is None:
             (out / FIGURES[key]).unlink(missing_ok=True)
@@ -203,6 +206,11 @@ def render(roots: list[Path], progress, problems, points, refs, split, measure, 
     splits = sorted({s for p in points for s in p.metrics}, key=lambda s: (s != split, s))
     for s in splits:
         lines += ["", f"## Results: {s}", "", table.runs_table(points, s, refs)]
+    supervision = table.supervision_table(points, split, measure)
+    if supervision:
+        lines += ["", f"## Students and their teachers: {measure} on {split}", "",
+                  "Each distilled point beside its teacher's report card (the teacher re-ranking the union of "
+                  "BM25's and MiniLM's top candidates, teachers/report.py).", "", supervision]
     if entries:
         lines += ["", f"## Scaling-law fits: {measure} on {split}", "",
                   f"error = 1 - {measure} fitted as "

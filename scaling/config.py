@@ -25,9 +25,13 @@ from scaling.parts import (HEAD_CONFIGS, TERM_CONFIGS, DenseHeadConfig, FlopsCon
 from scaling.schema import ConfigError, build, check, union  # noqa: F401
 
 DEFAULT_CACHE = "~/.cache/scaling"
-REFERENCE_SYSTEMS = ("bm25", "minilm", "splade")
+REFERENCE_SYSTEMS = ("bm25", "minilm", "mpnet", "splade")
 """Systems with no training that a results table can show (scaling/evaluation/systems.py)."""
 DATASETS = ("pycode", "beir", "msmarco")
+POOL_SYSTEMS = ("bm25", "minilm", "mpnet")
+"""First-stage systems whose top candidates make candidate pools (``data.negatives``, ``teacher.pool``)."""
+TEACHER_COMPONENTS = ("ce", "bm25", "minilm", "mpnet")
+"""What a teacher's ``fusion`` weighs: its cross-encoder, BM25, the packaged bi-encoders."""
 """``data.name`` choices (scaling/data/corpora.py loads each)."""
 
 
@@ -185,10 +189,17 @@ class DataConfig:
     n_negatives: int = 0
     """Sampled negatives per training group, beside its one positive (0: in-batch negatives only)."""
     negatives: str = "random"
-    """random: sampled from the corpus; bm25: from BM25's top candidates minus the positives
-    (built by ``recipes/prepare.py``). With teacher scores the scored candidates are the pool."""
+    """random: sampled from the corpus; a pool of systems' top candidates minus the positives:
+    ``bm25``, ``minilm``, ``mpnet`` or a ``+``-joined mix (``bm25+minilm``: interleaved by rank),
+    built by ``recipes/prepare.py``; ``file``: ``data.negatives_file``. With teacher scores the
+    scored candidates are the pool."""
     negatives_depth: int = 50
-    """bm25 negatives are drawn from the first N candidates."""
+    """Pool negatives are drawn from the first N candidates of the (interleaved) pool."""
+    negatives_file: str | None = None
+    """``data.negatives=file``: a file of candidates per training query in any layout
+    ``scaling/data/teacher_files.py`` reads (hard-negatives jsonl, Tevatron, Zeng's triples, ...)."""
+    negatives_systems: list[str] = field(default_factory=list)
+    """A hard-negatives jsonl's systems to take (empty: all of them)."""
     bm25: BM25Config = field(default_factory=BM25Config)
     max_train_queries: int | None = None
     """Use only the first N training queries; null uses all."""
@@ -196,9 +207,14 @@ class DataConfig:
     """Train on this share of the training queries (data-efficiency curves): a fixed seeded draw,
     the same for every run seed, so smaller fractions are subsets of larger ones."""
     teacher_scores: str | None = None
-    """TSV qid<TAB>docid<TAB>score for distillation terms; null reads the scores
+    """A teacher-score file for distillation terms (TSV qid<TAB>docid<TAB>score, or any layout of
+    ``scaling/data/teacher_files.py``: sentence-transformers' pickle, Hofstätter's MarginMSE
+    triples, Zeng's and Tevatron's jsonl; gzip or plain); null reads the scores
     ``recipes/prepare.py`` made with the ``teacher=`` config. Read only when a loss term needs a
     teacher; then negatives come from each query's scored candidates."""
+    teacher_format: str = "auto"
+    """The layout of ``teacher_scores`` / ``negatives_file``: auto (detected from the content) or a
+    name from ``scaling.data.teacher_files.FORMATS``."""
     missing_teacher: str = "error"
     """error: fail on groups lacking teacher scores (with a count and examples); drop: skip them."""
 
@@ -209,8 +225,11 @@ class DataConfig:
         check(0 < self.fraction <= 1, "data.fraction", f"must be in (0, 1], got {self.fraction}")
         check(self.missing_teacher in ("error", "drop"), "data.missing_teacher",
                f"must be 'error' or 'drop', got {self.missing_teacher!r}")
-        check(self.negatives in ("random", "bm25"), "data.negatives",
-               f"must be 'random' or 'bm25', got {self.negatives!r}")
+        bad = [x for x in self.negatives.split("+") if x not in POOL_SYSTEMS]
+        check(self.negatives in ("random", "file") or not bad, "data.negatives",
+              f"must be 'random', 'file' or systems joined by '+' from {', '.join(POOL_SYSTEMS)}; got {self.negatives!r}")
+        check(self.negatives != "file" or bool(self.negatives_file), "data.negatives_file",
+              "data.negatives=file needs data.negatives_file=FILE")
         check(self.negatives_depth > 0, "data.negatives_depth", "must be positive")
         check(self.name in DATASETS, "data.name", f"unknown dataset {self.name!r} (known: {', '.join(DATASETS)})")
         check(self.name != "msmarco" or bool(self.path), "data.path",
@@ -235,10 +254,36 @@ class TeacherTrainConfig:
 
 
 @dataclass
-class TeacherConfig:
-    """A cross-encoder teacher (``teacher=`` group) whose scores distillation reads."""
+class FusionConfig:
+    """A teacher's score as a weighted fusion of components (``teacher.fusion``); weight 0 leaves
+    a component out. ``ce``: the teacher's cross-encoder (``teacher.model``, or fine-tuned from
+    ``teacher.init``); ``bm25``: Lucene BM25 (a pair BM25 did not retrieve in its top
+    ``data.bm25.hits`` gets the query's lowest retrieved score); ``minilm``/``mpnet``: the packaged
+    bi-encoders' cosine. One component: its raw scores. Several: each standardised per query over
+    the documents scored for it (z-scores), then summed with the weights, as Hofstätter et al.'s
+    ensemble teachers combine their members."""
 
-    name: str = "minilm-ce"
+    ce: float = 0.0
+    bm25: float = 0.25
+    minilm: float = 1.0
+    mpnet: float = 0.25
+    """(The default fusion is ``teacher=ensemble``'s, chosen on pycode/dev: docs/teacher/README.md.)"""
+
+    def __post_init__(self):
+        check(any(w != 0 for w in dataclasses.asdict(self).values()), "ce",
+              "a teacher needs at least one component with a non-zero weight")
+
+    def active(self) -> dict[str, float]:
+        """{component: weight} of the components in use, in TEACHER_COMPONENTS order."""
+        return {k: w for k, w in dataclasses.asdict(self).items() if w != 0}
+
+
+@dataclass
+class TeacherConfig:
+    """The teacher (``teacher=`` group) whose scores distillation reads: a cross-encoder, BM25, the
+    packaged bi-encoders, or a weighted fusion of them (``fusion``)."""
+
+    name: str = "ensemble"
     """Folder name of its prepared outputs (scores, report card, trained weights)."""
     model: str | None = None
     """A trained cross-encoder: local folder or HF id (AutoModelForSequenceClassification);
@@ -251,22 +296,42 @@ class TeacherConfig:
     """Tokens per (query, document) pair."""
     batch_size: int = 64
     """Pairs per scoring batch."""
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    """The teacher's components and their weights (``teacher.fusion.minilm=1``; 0 leaves one out)."""
+    noise: float = 0.0
+    """Gaussian noise added to every score, in units of its query's score spread (standard
+    deviation over the query's scored documents), seeded by the pair: a deliberately corrupted
+    teacher for supervision-quality experiments."""
+    pool: str = "bm25"
+    """Where the scored candidates come from: ``bm25``, ``minilm``, ``mpnet`` or a ``+``-joined mix
+    (interleaved by rank)."""
     candidates: int = 7
-    """BM25 negatives scored per training query, beside its positives (the KL's candidate pool)."""
+    """Pool negatives scored per training query, beside its positives (the KL's candidate pool)."""
     shard: str | None = None
     """'i/n' scores only shard i of n (0-based); null reads SLURM_ARRAY_TASK_ID/COUNT, else the
     launcher's RANK/WORLD_SIZE, else 0/1."""
-    report_split: str = "dev"
-    report_depth: int = 100
-    """The report card re-ranks BM25's top-N on ``report_split``."""
+    report_splits: list[str] = field(default_factory=lambda: ["dev", "test"])
+    """The report card's splits (the first one is what a teacher is chosen on; never choose on test)."""
+    report_references: list[str] = field(default_factory=lambda: ["bm25", "minilm"])
+    """The references the card re-ranks the pool with (``bm25``, ``minilm``, ``mpnet``)."""
+    report_pool: str = "bm25+minilm"
+    """The report card re-ranks, per query, the union of these systems' top ``report_depth``."""
+    report_depth: int = 30
     report_max_queries: int | None = None
     train: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
 
     def __post_init__(self):
-        check(self.model is not None or self.init is not None, "teacher.model",
+        check(self.model is not None or self.init is not None or not self.fusion.ce, "teacher.model",
               "set teacher.model=FOLDER|HF_ID (a trained cross-encoder), or teacher.init to fine-tune one")
         check(self.max_len > 8, "teacher.max_len", "must be > 8")
         check(self.candidates >= 0, "teacher.candidates", "must be >= 0")
+        check(self.noise >= 0, "teacher.noise", "must be >= 0")
+        for key, pool in (("teacher.pool", self.pool), ("teacher.report_pool", self.report_pool)):
+            bad = [x for x in pool.split("+") if x not in POOL_SYSTEMS]
+            check(not bad, key, f"systems joined by '+' from {', '.join(POOL_SYSTEMS)}; got {pool!r}")
+        check(self.report_depth > 0, "teacher.report_depth", "must be positive")
+        bad = [r for r in self.report_references if r not in POOL_SYSTEMS]
+        check(not bad, "teacher.report_references", f"unknown reference {bad[:1]} (known: {', '.join(POOL_SYSTEMS)})")
         _check_shard(self.shard, "teacher.shard")
 
 
@@ -447,6 +512,11 @@ class GridConfig:
     name: str | None = None
     """The grid's name: its runs go to ``<root>/<name>/<point>`` and a finished point is skipped."""
     axes: dict[str, list[Any]] = field(default_factory=dict)
+    brings: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
+    """Settings a point brings with one of its values: axis -> value -> {dotted key: value}, e.g.
+    ``{loss: {kd: {data.n_negatives: 1, trainer.global_batch: 16}}}`` (distillation's own data
+    shape). Applied before parsing, whichever launcher reached the point; a key the command line
+    sets wins. The point's folder name stays its axes' values; grid.json lists what each brings."""
     index: int | None = None
     """Run only point ``index`` (a Slurm array task, a sweep agent); null: whatever the command
     line chose (``-m`` expands the whole grid)."""
@@ -544,7 +614,7 @@ class EvaluateConfig:
         return [n for part in names for n in str(part).split(",") if n and n != "none"]
 
 
-PREPARE_STEPS = ("data", "model", "bm25", "teacher_model", "teacher")
+PREPARE_STEPS = ("data", "model", "bm25", "pools", "teacher_model", "teacher")
 
 
 def check_steps(steps) -> None:

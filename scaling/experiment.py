@@ -53,7 +53,7 @@ def run(cfg: RunConfig) -> dict:
     if cfg.dry_run:
         return dry_run(cfg)
     if cfg.grid.name:
-        grid.write_manifest(cfg.grid.root, cfg.grid.name, cfg.grid.axes)
+        grid.write_manifest(cfg.grid.root, cfg.grid.name, cfg.grid.axes, cfg.grid.brings)
         print(grid.describe_status(cfg.grid.name, grid.status(cfg.grid.root, cfg.grid.name, cfg.grid.axes)),
               flush=True)
         done = Path(cfg.run_dir) / "result.json"
@@ -78,6 +78,10 @@ def run(cfg: RunConfig) -> dict:
     from scaling.data import corpora
     inputs = checks.run_inputs(cfg)  # every check, before any folder, model, corpus or reference work
     dataset = corpora.load(cfg.data, cfg.cache_dir, root=inputs.data_dir)
+    if inputs.items is not None and (cfg.data.teacher_scores or cfg.data.negatives == "file"):
+        from scaling.data.groups import in_corpus  # a file from elsewhere may name other passages
+        inputs.items = in_corpus(inputs.items, dataset.corpus, cfg.data.n_negatives,
+                                 cfg.data.teacher_scores or cfg.data.negatives_file)
     rundir.create(run_dir, cfg.overwrite, record)  # a run replaced with overwrite=true goes here
     marker = grid.mark_running(run_dir) if leader else None
     try:
@@ -124,8 +128,16 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
         if cfg.eval.untrained:
             untrained = systems.metrics("untrained", cfg, dataset, inputs.data_dir, splits,
                                         (module, backbone.tokenizer))
+    in_batch = None
+    if checks.needs_scorer(cfg):  # the teacher scores every (query, document) pair of each batch
+        from teachers.teacher import Teacher
+        from teachers.crossencoder import load as load_ce
+        model_dir = cfg.teacher.model or str(prepare.paths(cfg).teacher / "model")
+        in_batch = Teacher(cfg, dataset, lambda: load_ce(model_dir, cfg.teacher.download))
+        in_batch.warm([item[0] for item in inputs.items])
     dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, plan.micro_batch, cfg.seed,
-                         cfg.trainer.num_workers, inputs.teacher, inputs.items, plan.accumulate)
+                         cfg.trainer.num_workers, inputs.teacher, inputs.items, plan.accumulate,
+                         scorer=in_batch.scorer() if in_batch else None)
     ledger, callbacks = FlopLedger(plan), []
     if cfg.eval.every_n_steps:
         from scaling.evaluation.encoder import evaluate_encoder
@@ -156,8 +168,10 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     budget = {"plan": planned, "realised": ledger.summary(),
               "not_charged": {"recompute_flops": plan.recompute_flops_per_step * ledger.steps,
                               "mntp_steps": cfg.model.mntp.steps,
-                              "teacher_scoring": prepare.teacher_scoring(cfg, inputs.teacher_path)}}
+                              "teacher_scoring": prepare.teacher_scoring(cfg, inputs.teacher_path),
+                              "teacher_in_batch": prepare.in_batch_cost(cfg, in_batch.pairs_scored if in_batch else None)}}
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": untrained,   # record
+              "teacher": prepare.teacher_summary(cfg, inputs.teacher_path, dataset.name),
               "reference_metrics": references, "checkpoint": str(ckpt), "budget": budget,
               "curve": callbacks[0].points if callbacks else [],
               "grid": {"experiment": cfg.grid.name, "name": grid.name(cfg.grid.point), "point": cfg.grid.point}

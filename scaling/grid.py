@@ -10,6 +10,23 @@ the i-th combination, the last axis varying fastest. Every launcher reaches a po
 - any launch with explicit overrides (a W&B agent's ``paradigm=dense loss=cl ...``) is named
   from the composed config (``point_of``).
 
+A point may also bring settings of its own: ``grid.brings`` maps an axis and one of its values to
+dotted keys and their values, set for every point with that value (distillation with one sampled
+negative and a larger global batch, contrastive with the experiment's)::
+
+    grid:
+      axes: {loss: [cl, kd, cl+kd], size: [smollm2-l1, smollm2-l2]}
+      brings:
+        loss:
+          kd: {data.n_negatives: 1, trainer.global_batch: 16}
+
+``cli.bind_grid`` applies them once the point is known, before the config is parsed, whichever
+launcher reached the point; a key the command line sets (``data.n_negatives=2``) wins over what a
+point brings. An axis or value ``brings`` names that ``grid.axes`` does not list, a brought key that
+is itself an axis, and two values of one point bringing different values for one key are errors;
+an unknown key fails as any unknown key does. The folder name is the point's alone (what it
+brings does not rename it); ``grid.json`` lists what each point brings.
+
 A point's run folder is ``<grid.root>/<grid.name>/<point name>``, named from the point, never the
 clock, so a relaunch finds its finished points (skipped) and its interrupted ones (resumed from
 their last checkpoint). ``<grid.root>/<grid.name>/grid.json`` lists every point for the report.
@@ -106,13 +123,65 @@ def point_of(axes: dict[str, list], choices: dict[str, str], select) -> dict[str
     return {key: _spelled(choices[key] if key in choices else select(key), listed) for key, listed in axes.items()}
 
 
-def write_manifest(root: str, grid_name: str, axes: dict[str, list]) -> Path:
-    """``<root>/<name>/grid.json``: every point with its index and folder name (what the report
-    and a status check compare the run folders with). Rewritten only when it changes."""
+def _listed(value, listed: list) -> bool:
+    return any(str(option) == str(value) or _same_number(option, value) for option in listed)
+
+
+def _same_number(a, b) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def check_brings(axes: dict[str, list], brings: dict | None) -> None:
+    """Refuse a ``grid.brings`` naming an axis ``axes`` lacks or a value its axis does not list,
+    bringing an axis' own key, or giving one point two values for one key (ConfigError, grid.brings)."""
+    from scaling.schema import ConfigError
+    for axis, by_value in (brings or {}).items():
+        if axis not in axes:
+            raise ConfigError("grid.brings", f"axis {axis!r} is not in grid.axes (axes: {', '.join(map(str, axes))})")
+        if not isinstance(by_value, dict):
+            raise ConfigError(f"grid.brings.{axis}", "expected a mapping of the axis' values to settings")
+        for value, settings in by_value.items():
+            if not _listed(value, axes[axis]):
+                raise ConfigError("grid.brings", f"axis {axis!r} has no value {str(value)!r} "
+                                                 f"(its values: {', '.join(map(str, axes[axis]))})")
+            if not isinstance(settings, dict):
+                raise ConfigError(f"grid.brings.{axis}.{value}", "expected a mapping of dotted keys to values")
+            for key in settings:
+                if key in axes:
+                    raise ConfigError(f"grid.brings.{axis}.{value}.{key}",
+                                      f"{key} is an axis of the grid: the point sets it")
+    for pt in points(axes):
+        brought(axes, brings, pt)
+
+
+def brought(axes: dict[str, list], brings: dict | None, pt: dict[str, str]) -> dict:
+    """The settings point ``pt`` brings ({dotted key: value}), in axis order. Two of its values
+    bringing different values for one key is a ConfigError."""
+    from scaling.schema import ConfigError
+    out, by = {}, {}
+    for axis, by_value in (brings or {}).items():
+        for value, settings in (by_value or {}).items():
+            if axis in pt and _spelled(value, axes.get(axis, [])) == pt[axis]:
+                for key, setting in settings.items():
+                    if key in out and out[key] != setting:
+                        raise ConfigError("grid.brings", f"{by[key]} and {axis}={pt[axis]} both bring {key} "
+                                                         f"({out[key]!r} vs {setting!r}) to point {name(pt)}")
+                    out[key], by[key] = setting, f"{axis}={pt[axis]}"
+    return out
+
+
+def write_manifest(root: str, grid_name: str, axes: dict[str, list], brings: dict | None = None) -> Path:
+    """``<root>/<name>/grid.json``: every point with its index, folder name and the settings it
+    brings (``grid.brings``; what the report and a status check compare the run folders with).
+    Rewritten only when it changes."""
     from scaling.io import write_json_atomic
     path = Path(root).expanduser() / grid_name / "grid.json"
     data = {"experiment": grid_name, "axes": {k: list(map(str, v)) for k, v in axes.items()},
-            "points": [{"index": i, "name": name(p), "point": p} for i, p in enumerate(points(axes))]}
+            "points": [{"index": i, "name": name(p), "point": p, "brings": brought(axes, brings, p)}
+                       for i, p in enumerate(points(axes))]}
     if not path.exists() or json.loads(path.read_text()) != data:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, data)

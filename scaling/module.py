@@ -42,7 +42,7 @@ class RetrieverModule(L.LightningModule):
         scores = q @ d_all.T  # (B, W*B*G)
         return LossInputs(q, d, q_all, d_all, scores, group, q_off, d_off,
                           teacher=batch.get("teacher", teacher), step=self.global_step,
-                          max_steps=self.max_steps)
+                          max_steps=self.max_steps, teacher_all=batch.get("teacher_all"))
 
     def training_step(self, batch, batch_idx):
         x = self.step_inputs(batch)

@@ -112,6 +112,11 @@ class TermConfig:
             if getattr(self, key) is None:
                 setattr(self, key, temperature)
 
+    def needs_scorer(self) -> bool:
+        """True when the term needs a teacher that scores any (query, document) pair at training
+        time, not only the score file's candidates (``kl`` with ``in_batch``)."""
+        return False
+
     def kwargs(self) -> dict:
         """The term class's constructor arguments (everything but name and weight)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -149,10 +154,18 @@ class KLConfig(TermConfig):
     student_temperature: float | None = None
     """null: paradigm.temperature."""
     teacher_temperature: float = 1.0
+    in_batch: bool = False
+    """Distil over every document of this device's batch (B*G columns per query), not only the
+    query's own G candidates, so the student also learns how far the other queries' documents
+    lie. Needs a teacher that scores any pair, supplied at training time by a scorer
+    (``GroupDataModule(scorer=...)``); a score file of candidates is not enough."""
     follows_paradigm: ClassVar[tuple[str, ...]] = ("student_temperature",)
 
     def __post_init__(self):
         self._positive("student_temperature", "teacher_temperature")
+
+    def needs_scorer(self) -> bool:
+        return self.in_batch
 
 
 @term_config("margin_mse")

@@ -4,20 +4,24 @@ Steps (``recipes/prepare.py steps=[...]``), each cached and skipped when its out
 
 - ``data``: the dataset (the built-in corpus is built once; a BEIR folder is validated);
 - ``model``: the backbone's local weights (the packaged SmolLM2 is converted once);
-- ``bm25``: a Lucene index of the corpus, BM25 runs for the training and report splits,
+- ``bm25``: a Lucene index of the corpus, a BM25 run for the training split,
   and the training groups (each query's positives and its BM25 candidates minus them, topped
   up with random documents when BM25 finds fewer than ``data.bm25.hits``);
+- ``pools``: the runs of the bi-encoders that ``data.negatives`` or ``teacher.pool`` name
+  (``minilm``, ``mpnet``) over the training split, for mixed candidate pools (scaling/data/pools.py);
 - ``teacher_model``: only the teacher and its report card (before a sharded ``teacher`` array);
-- ``teacher``: the cross-encoder (fine-tuned from ``teacher.init`` when ``teacher.model`` is
-  null), its report card, then its scores for every training query's positives and first
-  ``teacher.candidates`` BM25 negatives, sharded (``teacher.shard=i/n`` or a Slurm array) and
-  merged once the last shard is done.
+- ``teacher``: the teacher (teachers/teacher.py: a cross-encoder fine-tuned from ``teacher.init``
+  when ``teacher.model`` is null, BM25, the packaged bi-encoders, or a fusion of them), its report
+  card, then its scores for every training query's positives and first ``teacher.candidates``
+  negatives of ``teacher.pool``; the cross-encoder's part sharded (``teacher.shard=i/n`` or a Slurm
+  array), fused once the last shard is done.
 
 What goes to disk, under ``<cache_dir>/prepared/<dataset>/``::
 
     bm25/config.json, bm25/index/, bm25/<split>.run, bm25/<train split>.groups.jsonl
+    pools/<name>/<train split>.run, encoders/<name>-<max_len>/ (bi-encoder vectors)
     teachers/<name>/config.json, model/ (a fine-tuned teacher), report.json,
-    teachers/<name>/shards/scores.<i>-of-<n>.tsv, teachers/<name>/<train split>.scores.tsv
+    teachers/<name>/shards/scores.<i>-of-<n>.tsv, ce.scores.tsv, teachers/<name>/<train split>.scores.tsv
 
 Each folder's config.json records what its outputs depend on; asking for different settings
 under the same folder is an error (pick another ``teacher.name`` or delete the folder), never a
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scaling.config import PREPARE_STEPS, ConfigError, RunConfig, check_steps
-from scaling.data.formats import read_groups, write_groups
+from scaling.data.formats import read_groups, write_groups, write_scores
 from scaling.io import write_json_atomic
 
 STEPS = PREPARE_STEPS
@@ -155,12 +159,12 @@ def bm25_index(cfg: RunConfig, dataset, log=print) -> Path:
 
 
 def prepare_bm25(cfg: RunConfig, dataset, log=print) -> dict:
-    """Index, search the training (and report) split, write the groups; returns the runs."""
+    """Index, search the training split, write the groups; returns the runs."""
     from scaling.index import bm25, lucene
     p = paths(cfg)
     bm25_index(cfg, dataset, log)
     runs = {}
-    for split in dict.fromkeys([cfg.data.train_split, cfg.teacher.report_split]):
+    for split in [cfg.data.train_split]:
         if split not in dataset.qrels:
             continue
         if p.run(split).exists():
@@ -185,8 +189,16 @@ def teacher_record(cfg: RunConfig) -> dict:
     t = cfg.teacher
     record = {"model": t.model, "max_len": t.max_len, "candidates": t.candidates,
               "bm25": dataclasses.asdict(cfg.data.bm25)}
-    if t.model is None:
+    if t.model is None and t.fusion.ce:
         record.update(init=t.init, train=dataclasses.asdict(t.train), negatives_depth=cfg.data.negatives_depth)
+    # settings a plain cross-encoder teacher leaves at their defaults are recorded only when set,
+    # so a folder prepared before they existed still matches
+    if t.fusion.active() != {"ce": 1.0}:
+        record["fusion"] = t.fusion.active()
+    if t.pool != "bm25":
+        record["pool"] = t.pool
+    if t.noise:
+        record.update(noise=t.noise, seed=t.train.seed)
     return record
 
 
@@ -198,8 +210,9 @@ def teacher_scoring(cfg: RunConfig, scores: Path | None) -> dict | None:
     if scores is None:
         return None
     from scaling import budget, sizes
-    with open(scores, encoding="utf-8") as f:
-        pairs = sum(1 for line in f if line.strip())
+    from scaling.data.teacher_files import read
+    given = read(scores, cfg.data.teacher_format)  # any layout, gzip or plain
+    pairs = sum(map(len, given.scores.values()))
     folder = None
     if not cfg.data.teacher_scores:
         local = Path(cfg.teacher.model).expanduser() if cfg.teacher.model else paths(cfg).teacher / "model"
@@ -213,9 +226,76 @@ def teacher_scoring(cfg: RunConfig, scores: Path | None) -> dict | None:
             "teacher": str(folder) if folder is not None else str(scores)}
 
 
-def teacher_pairs(groups: dict[str, dict], candidates: int) -> list[tuple[str, str]]:
-    """(qid, docid) pairs a teacher scores: every positive and the first ``candidates`` negatives."""
-    return [(q, d) for q, g in groups.items() for d in g["positives"] + g["negatives"][:candidates]]
+def in_batch_cost(cfg: RunConfig, pairs: dict[str, int] | None) -> dict | None:
+    """What in-batch distillation's teacher cost a run, reported beside it and never charged: the
+    pairs each component scored and, for a cross-encoder with its config on disk, their forward
+    FLOPs at ``teacher.max_len`` tokens a pair (an upper bound). The bi-encoders' vectors are
+    encoded once per dataset and cached (their pairs are dot products)."""
+    if pairs is None:
+        return None
+    out = {"pairs": pairs, "ce_flops": None}
+    folder = Path(cfg.teacher.model).expanduser() if cfg.teacher.model else paths(cfg).teacher / "model"
+    if pairs.get("ce") and (folder / "config.json").exists():
+        from transformers import AutoConfig
+
+        from scaling import budget, sizes
+        arch = sizes.arch_of(AutoConfig.from_pretrained(str(folder)))
+        out["ce_flops"] = budget.scoring_flops(arch, pairs["ce"], cfg.teacher.max_len)
+    return out
+
+
+def teacher_summary(cfg: RunConfig, scores: Path | None, dataset_name: str) -> dict | None:
+    """What a distilling run records of its teacher: its name (``teacher.name``, or the score
+    file's name for a file from elsewhere), the file, and, for a prepared teacher, its report
+    card's own row ({split: {measure: value}}): the report plots students against it."""
+    if scores is None:
+        return None
+    if cfg.data.teacher_scores:
+        return {"name": Path(scores).name, "scores": str(scores), "card": {}}
+    card_path = paths(cfg).teacher / "report.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    row = f"teacher {cfg.teacher.name!r}"
+    return {"name": cfg.teacher.name, "scores": str(scores),
+            "card": {f"{dataset_name}/{split}": part["systems"][row]
+                     for split, part in card.get("splits", {}).items() if row in part.get("systems", {})}}
+
+
+def teacher_pairs(groups: dict[str, dict], candidates: int, pools: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
+    """(qid, docid) pairs a teacher scores: every positive and the first ``candidates`` negatives of
+    the query's pool (``pools``; by default its BM25 groups' negatives)."""
+    return [(q, d) for q, g in groups.items()
+            for d in g["positives"] + (pools.get(q, []) if pools is not None else g["negatives"])[:candidates]]
+
+
+def pool_hint(cfg: RunConfig) -> str:
+    """The prepare command for a pool's files, ``{step}`` left to fill."""
+    return prepare_command(cfg, "{step}")
+
+
+def read_pools(cfg: RunConfig, pool: str, depth: int | None, qrels: dict) -> dict[str, list[str]]:
+    """{qid: negatives} of the training split (judged ``qrels``) from ``pool``
+    (scaling/data/pools.py), the first ``depth``."""
+    from scaling.data import pools
+    p = paths(cfg)
+    return pools.read(p.root, pool, cfg.data.train_split, qrels, depth, p.groups, pool_hint(cfg))
+
+
+def prepare_pools(cfg: RunConfig, dataset, log=print) -> None:
+    """The bi-encoder runs of the training split that ``data.negatives`` and ``teacher.pool`` name."""
+    from scaling.data import pools
+    from scaling.index.search import write_trec_run
+    from teachers.teacher import Teacher
+    names = [s for spec in (cfg.data.negatives, cfg.teacher.pool) if spec not in ("random", "file")
+             for s in pools.systems(spec) if s != "bm25"]
+    teacher = Teacher(cfg, dataset, log=log)
+    for name in dict.fromkeys(names):
+        path = pools.run_path(paths(cfg).root, name, cfg.data.train_split)
+        if path.exists():
+            continue
+        t = time.time()
+        qids = list(dataset.qrels[cfg.data.train_split])
+        write_trec_run(teacher.bi_encoder(name).search(qids, cfg.data.bm25.hits), path, tag=name)
+        log(f"[prepare] pool {name}: {len(qids)} queries x top {cfg.data.bm25.hits} ({time.time() - t:.1f} s) -> {path}")
 
 
 def load_teacher(cfg: RunConfig, dataset, groups, shard: tuple[int, int], log=print):
@@ -243,9 +323,11 @@ def prepare_teacher(cfg: RunConfig, dataset, runs: dict, log=print, score: bool 
     """Report card and (this shard's) teacher scores; returns the merged file once complete.
 
     ``score=False`` stops after the model and its report card (train once, then shard the scoring).
+    Only the cross-encoder component is sharded (the other components are cheap): shards hold its
+    raw scores, and the last shard fuses them with the others into the teacher's score file.
     """
     from teachers import report, shards
-    from teachers.crossencoder import score_pairs
+    from teachers.teacher import Teacher
     t, p = cfg.teacher, paths(cfg)
     guard(p.teacher, teacher_record(cfg))
     if p.teacher_scores.exists() and score:
@@ -253,37 +335,44 @@ def prepare_teacher(cfg: RunConfig, dataset, runs: dict, log=print, score: bool 
         return p.teacher_scores
     shard = shards.resolve_shard(t.shard) if score else (0, 1)  # teacher_model: train/load only
     groups = read_groups(p.groups)
-    model, tokenizer = load_teacher(cfg, dataset, groups, shard, log)
+    teacher = Teacher(cfg, dataset, lambda: load_teacher(cfg, dataset, groups, shard, log), log)
+    if t.fusion.ce:
+        teacher._ce = load_teacher(cfg, dataset, groups, shard, log)  # trained (or refused) before anything else
 
     card_path = p.teacher / "report.json"
-    card_key = {"split": t.report_split, "depth": t.report_depth, "max_queries": t.report_max_queries}
+    card_key = {"splits": t.report_splits, "pool": t.report_pool, "depth": t.report_depth,
+                "max_queries": t.report_max_queries}
     card = json.loads(card_path.read_text()) if card_path.exists() else None
-    if shard[0] == 0 and t.report_split in runs and (card is None or card.get("key") != card_key):
-        card = report.report_card(model, tokenizer, dataset, t.report_split, runs[t.report_split], t)
-        card["key"] = card_key
+    if shard[0] == 0 and (card is None or card.get("key") != card_key):
+        t0 = time.time()
+        card = report.report_card(teacher, dataset, t)
+        card["key"], card["seconds"] = card_key, round(time.time() - t0, 1)
         write_json_atomic(card_path, card)
     if card is not None:
         report.print_card(card)
     if not score:
         return None
 
-    pairs = shards.canonical(teacher_pairs(groups, t.candidates))
-    i, n = shard
-    shard_dir = p.teacher / "shards"
-    if i in shards.finished(shard_dir, n):
-        log(f"[prepare] teacher shard {i}/{n} already finished")
-    else:
-        mine = shards.shard_pairs(pairs, i, n)
-        log(f"[prepare] teacher shard {i}/{n}: {len(mine)} of {len(pairs)} pairs")
-        scores = score_pairs(model, tokenizer, [(dataset.queries[q], dataset.corpus[d]) for q, d in mine],
-                             t.max_len, t.batch_size, desc=f"teacher shard {i}/{n}")
-        shards.write_shard(shard_dir, i, n, dict(zip(mine, scores)))
-    done = shards.finished(shard_dir, n)
-    if len(done) < n:
-        log(f"[prepare] {len(done)} of {n} teacher shards finished; the last one merges them")
-        return None
-    shards.merge(shard_dir, n, pairs, p.teacher_scores)
-    log(f"[prepare] teacher scores: {len(pairs)} pairs -> {p.teacher_scores}")
+    pools = None if t.pool == "bm25" else read_pools(cfg, t.pool, None, dataset.qrels[cfg.data.train_split])
+    pairs = shards.canonical(teacher_pairs(groups, t.candidates, pools))
+    given = {}
+    if t.fusion.ce:
+        i, n = shard
+        shard_dir = p.teacher / "shards"
+        if i in shards.finished(shard_dir, n):
+            log(f"[prepare] teacher shard {i}/{n} already finished")
+        else:
+            mine = shards.shard_pairs(pairs, i, n)
+            log(f"[prepare] teacher shard {i}/{n}: {len(mine)} of {len(pairs)} pairs")
+            shards.write_shard(shard_dir, i, n, dict(zip(mine, teacher.component("ce", mine))))
+        done = shards.finished(shard_dir, n)
+        if len(done) < n:
+            log(f"[prepare] {len(done)} of {n} teacher shards finished; the last one merges them")
+            return None
+        given["ce"] = shards.merge(shard_dir, n, pairs, p.teacher / "ce.scores.tsv")
+    fused = teacher.score(pairs, given)
+    write_scores(p.teacher_scores, {(q, d): s for q, docs in fused.items() for d, s in docs.items()})
+    log(f"[prepare] teacher scores: {len(pairs)} pairs ({', '.join(teacher.weights)}) -> {p.teacher_scores}")
     return p.teacher_scores
 
 
@@ -307,21 +396,20 @@ def prepare(cfg: RunConfig, steps=STEPS, log=print) -> dict:
         out["model"] = smollm2_dir(cache)
         log(f"[prepare] model smollm2-135m: {out['model']} ({time.time() - t:.1f} s)")
     runs = None
-    if {"bm25", "teacher_model", "teacher"} & set(steps):
+    if {"bm25", "pools", "teacher_model", "teacher"} & set(steps):
         runs = prepare_bm25(cfg, dataset, log)
         out["bm25"] = paths(cfg).groups
+    if {"pools", "teacher_model", "teacher"} & set(steps):
+        prepare_pools(cfg, dataset, log)
     if {"teacher_model", "teacher"} & set(steps):
         out["teacher"] = prepare_teacher(cfg, dataset, runs, log, score="teacher" in steps)
     return out
 
 
-def load_negative_pools(cfg: RunConfig) -> dict[str, list[str]]:
-    """{qid: BM25 negatives, best first, the first data.negatives_depth} from the prepared groups."""
-    p = paths(cfg)
-    if not p.groups.exists():
-        raise FileNotFoundError(f"data.negatives=bm25 needs the prepared groups {p.groups}: run "
-                                f"`{prepare_command(cfg, 'bm25')}`")
-    return {q: g["negatives"][:cfg.data.negatives_depth] for q, g in read_groups(p.groups).items()}
+def load_negative_pools(cfg: RunConfig, qrels: dict) -> dict[str, list[str]]:
+    """{qid: the first data.negatives_depth negatives of the data.negatives pool}, from the
+    prepared files (``qrels``: the training split's judgements, left out of every pool)."""
+    return read_pools(cfg, cfg.data.negatives, cfg.data.negatives_depth, qrels)
 
 
 def needs_teacher(terms: list) -> bool:

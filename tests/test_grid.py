@@ -142,9 +142,10 @@ def test_grid_cli_names_the_known_grids_for_an_unknown_experiment(capsys):
         grid.main(["nope"])
     assert e.value.code == 2
     out = capsys.readouterr()
-    assert out.err == "error: unknown experiment 'nope' (known: cpu_budget, cpu_data, cpu_grid, smoke)\n"
+    assert out.err == ("error: unknown experiment 'nope' (known: cpu_budget, cpu_data, cpu_grid, cpu_grid_kd, smoke, "
+                       "supervision)\n")
     assert out.out == ""
-    assert grid.known_experiments() == ["cpu_budget", "cpu_data", "cpu_grid", "smoke"]
+    assert grid.known_experiments() == ["cpu_budget", "cpu_data", "cpu_grid", "cpu_grid_kd", "smoke", "supervision"]
 
 
 def test_grid_cli_refuses_an_experiment_without_axes(tmp_path, capsys):
@@ -161,3 +162,158 @@ def test_grid_cli_refuses_an_experiment_without_axes(tmp_path, capsys):
     assert e.value.code == 2 and "unrecognized arguments: b" in capsys.readouterr().err
     grid.main(["g", str(tmp_path / "runs")], conf_dir=tmp_path)
     assert capsys.readouterr().out.splitlines()[-1] == "--array=0-1"
+
+
+SHAPES = """# @package _global_
+grid:
+  name: shapes
+  axes:
+    loss: [cl, kd, cl+kd]
+    budget.steps: [40, 450]
+  brings:
+    loss:
+      kd: {data.n_negatives: 1, trainer.global_batch: 16}
+    budget.steps:
+      450: {trainer.lr: 5.0e-4}
+budget: {name: steps, flops: null, steps: 40}
+trainer:
+  global_batch: 8
+data:
+  n_negatives: 3
+"""
+"""A grid that gives distillation its own data shape (one sampled negative, a larger batch), and
+its long points their own learning rate (an axis whose values are numbers)."""
+
+
+def experiment_dir(tmp_path, text: str = SHAPES, name: str = "shapes"):
+    conf = tmp_path / "conf"
+    (conf / "experiment").mkdir(parents=True, exist_ok=True)
+    (conf / "experiment" / f"{name}.yaml").write_text(text)
+    return conf
+
+
+def compose_point(args, conf_dir):
+    """``compose_run`` with the experiment configs of ``conf_dir`` beside recipes/conf's: the grid's
+    expansion, Hydra's composition (its task overrides kept), ``bind_grid``, the typed config."""
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from scaling import cli
+    cli.register()
+    overrides = grid.expand_argv(["run.py", *args], conf_dir)[1:]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        conf = hcompose(config_name="config", overrides=[*overrides, f"hydra.searchpath=[file://{conf_dir}]"],
+                        return_hydra_config=True)
+        HydraConfig.instance().set_config(conf)
+        cli.bind_grid(conf)
+        with open_dict(conf):
+            del conf["hydra"]
+        return parse(OmegaConf.to_container(conf, resolve=True))
+
+
+def shape(cfg):
+    return cfg.data.n_negatives, cfg.trainer.global_batch, cfg.trainer.lr
+
+
+def test_a_point_brings_its_settings_whichever_launcher_reaches_it(tmp_path):
+    conf = experiment_dir(tmp_path)
+    axes = grid.experiment_axes("shapes", conf)
+    names = [grid.name(p) for p in grid.points(axes)]
+    assert names[2:4] == ["kd-steps40", "kd-steps450"]
+    got = {}
+    for i, n in enumerate(names):  # a Slurm array task or a sweep agent: grid.index=I
+        cfg = compose_point(["experiment=shapes", f"grid.index={i}"], conf)
+        assert cfg.run_dir.endswith(f"shapes/{n}")  # named by the axes alone
+        got[n] = shape(cfg)
+    assert got == {"cl-steps40": (3, 8, 1e-3), "cl-steps450": (3, 8, 5e-4),
+                   "kd-steps40": (1, 16, 1e-3), "kd-steps450": (1, 16, 5e-4),
+                   "cl+kd-steps40": (3, 8, 1e-3), "cl+kd-steps450": (3, 8, 5e-4)}
+    assert compose_point(["experiment=shapes", "grid.index=3"], conf).budget.steps == 450
+    # the point named by explicit overrides (a W&B agent; a multirun job gets these same overrides)
+    cfg = compose_point(["experiment=shapes", "loss=kd", "budget.steps=450"], conf)
+    assert cfg.grid.point == {"loss": "kd", "budget.steps": "450"} and shape(cfg) == (1, 16, 5e-4)
+    assert cfg.run_dir.endswith("shapes/kd-steps450") and cfg.loss.name == "kd"
+    cfg = compose_point(["experiment=shapes", "loss=cl+kd", "budget.steps=40"], conf)
+    assert shape(cfg) == (3, 8, 1e-3) and cfg.grid.brings["loss"]["kd"]["data.n_negatives"] == 1
+    # a multirun sweeps the axes; each of its jobs is one such explicit launch
+    assert grid.expand_argv(["run.py", "-m", "experiment=shapes"], conf)[-2:] == \
+        ["loss=cl,kd,cl+kd", "budget.steps=40,450"]
+
+
+def test_the_command_line_wins_over_what_a_point_brings(tmp_path):
+    conf = experiment_dir(tmp_path)
+    cfg = compose_point(["experiment=shapes", "grid.index=2", "data.n_negatives=2"], conf)
+    assert cfg.loss.name == "kd" and shape(cfg) == (2, 16, 1e-3)  # global_batch still brought
+    cfg = compose_point(["experiment=shapes", "loss=kd", "budget.steps=450", "trainer.lr=0.01",
+                         "trainer.global_batch=4"], conf)
+    assert shape(cfg) == (1, 4, 0.01) and cfg.run_dir.endswith("shapes/kd-steps450")
+    # a group choice only picks the group's defaults: the point still brings its keys
+    cfg = compose_point(["experiment=shapes", "grid.index=2", "trainer=cpu"], conf)
+    assert shape(cfg) == (1, 16, 1e-3)
+
+
+@pytest.mark.parametrize("brings,message", [
+    ("    lossy:\n      kd: {data.n_negatives: 1}\n",
+     "grid.brings: axis 'lossy' is not in grid.axes (axes: loss, budget.steps)"),
+    ("    loss:\n      kdd: {data.n_negatives: 1}\n",
+     "grid.brings: axis 'loss' has no value 'kdd' (its values: cl, kd, cl+kd)"),
+    ("    budget.steps:\n      45: {data.n_negatives: 1}\n",
+     "grid.brings: axis 'budget.steps' has no value '45' (its values: 40, 450)"),
+    ("    loss:\n      kd: {data.n_negs: 1}\n",
+     "grid.brings.loss.kd.data.n_negs: unknown key (known: "),
+    ("    loss:\n      kd: {datum.n_negatives: 1}\n",
+     "grid.brings.loss.kd.datum.n_negatives: datum: unknown key (known: "),
+    ("    loss:\n      kd: {data.n_negatives: many}\n",
+     "grid.brings.loss.kd.data.n_negatives: expected int, got 'many'"),
+    ("    loss:\n      kd: {budget.steps: 10}\n",
+     "grid.brings.loss.kd.budget.steps: budget.steps is an axis of the grid: the point sets it"),
+    ("    loss:\n      kd: {trainer.lr: 0.1}\n    budget.steps:\n      450: {trainer.lr: 0.2}\n",
+     "grid.brings: loss=kd and budget.steps=450 both bring trainer.lr (0.1 vs 0.2) to point kd-steps450"),
+])
+def test_a_bad_brings_names_what_is_wrong(tmp_path, brings, message):
+    text = ("# @package _global_\ngrid:\n  name: bad\n  axes:\n    loss: [cl, kd, cl+kd]\n"
+            "    budget.steps: [40, 450]\n  brings:\n" + brings + "budget: {name: steps, flops: null, steps: 40}\n")
+    conf = experiment_dir(tmp_path, text, "bad")
+    for i in (0, 3):  # every point refuses a misspelt axis or value; a bad key fails where it is brought
+        if i == 0 and message.startswith("grid.brings.loss.kd.") and "axis of the grid" not in message:
+            continue
+        with pytest.raises(ConfigError) as e:
+            compose_point(["experiment=bad", f"grid.index={i}"], conf)
+        assert str(e.value).startswith(message), str(e.value)
+        assert e.value.key.startswith("grid.brings")
+
+
+def test_the_manifest_lists_what_each_point_brings(tmp_path):
+    conf = experiment_dir(tmp_path)
+    cfg = compose_point(["experiment=shapes", "grid.index=0"], conf)
+    path = grid.write_manifest(str(tmp_path / "runs"), "shapes", cfg.grid.axes, cfg.grid.brings)
+    points = {p["name"]: p for p in json.loads(path.read_text())["points"]}
+    assert list(points) == ["cl-steps40", "cl-steps450", "kd-steps40", "kd-steps450", "cl+kd-steps40",
+                            "cl+kd-steps450"]
+    assert points["kd-steps450"]["brings"] == {"data.n_negatives": 1, "trainer.global_batch": 16, "trainer.lr": 5e-4}
+    assert points["kd-steps40"]["brings"] == {"data.n_negatives": 1, "trainer.global_batch": 16}
+    assert points["cl-steps450"]["brings"] == {"trainer.lr": 5e-4}
+    assert points["cl-steps40"]["brings"] == {} == points["cl+kd-steps40"]["brings"]
+    assert points["kd-steps40"]["point"] == {"loss": "kd", "budget.steps": "40"} and points["kd-steps40"]["index"] == 2
+    # a grid without brings: every point brings nothing
+    plain = grid.write_manifest(str(tmp_path / "runs"), "plain", {"loss": ["cl", "kd"]})
+    assert [p["brings"] for p in json.loads(plain.read_text())["points"]] == [{}, {}]
+
+
+def test_a_multirun_gives_each_point_its_own_data_shape(tiny_overrides, teacher_file, tmp_path):
+    """``run.py -m``: every job of the sweep binds its point and what it brings; the plans show the
+    kd point's batch of 16 and group of 2 and the queries each point sees."""
+    conf = experiment_dir(tmp_path)
+    cmd = [sys.executable, str(ROOT / "recipes" / "run.py"), "-m", "experiment=shapes",
+           f"hydra.searchpath=[file://{conf}]", "loss=cl,kd", *tiny_overrides, "budget.steps=40",
+           f"data.teacher_scores={teacher_file}", "dry_run=true", "hydra.sweep.dir=sweep"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plans = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [(p["global_batch"], p["group_size"], p["max_steps"], p["queries_seen"]) for p in plans] == \
+        [(8, 4, 40, 320), (16, 2, 40, 640)]
+    budget_lines = [line for line in proc.stdout.splitlines() if line.startswith("[budget]")]
+    assert ", 320 queries seen | 8 queries (1 devices x 2 x 4) x (1 + 3 docs)" in budget_lines[0]
+    assert ", 640 queries seen | 16 queries (1 devices x 4 x 4) x (1 + 1 docs)" in budget_lines[1]

@@ -451,3 +451,28 @@ def test_ticks_stay_readable_at_any_grid_size(params, flops, decades):
         else:
             assert ticks == pytest.approx(sorted(xs))
         assert sorted(t.get_text() for t in ax.texts) == sorted(p.size for p in points)
+
+
+def test_students_of_different_teachers_are_different_points_and_drawn_against_them(tmp_path):
+    """The same kd point distilled from three teachers: three points (never averaged as repeats),
+    a series per teacher, the students-and-teachers table and the supervision figure."""
+    rec = fixture_record("dense-kd-smollm2-l1")
+    for name, teacher, student in (("bm25", 0.39, 0.20), ("minilm", 0.57, 0.31), ("ensemble", 0.60, 0.35)):
+        r = json.loads(json.dumps(rec))
+        r["metrics"]["pycode/test"]["nDCG@10"] = student
+        r["teacher"] = {"name": name, "scores": f"/x/{name}.tsv",
+                        "card": {"pycode/test": {"nDCG@10": teacher, "RR@10": teacher - 0.05}}}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps(r))
+    points = records.average([records.read_run(p) for p in records.find_results(tmp_path)])
+    assert sorted(p.series for p in points) == ["dense/kd@bm25", "dense/kd@ensemble", "dense/kd@minilm"]
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in table.supervision_table(points, "pycode/test").splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0][3:] == ["teacher", "teacher nDCG@10", "student nDCG@10", "student / teacher"]
+    assert [r[3:] for r in rows[1:]] == [["bm25", "0.3900", "0.2000", "0.51"], ["minilm", "0.5700", "0.3100", "0.54"],
+                                         ["ensemble", "0.6000", "0.3500", "0.58"]]
+    proc = run_report(str(tmp_path), "--resamples", "50")
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Students and their teachers: nDCG@10 on pycode/test" in md and "kd @minilm" in md
+    assert (tmp_path / "report" / "supervision.png").read_bytes().startswith(PNG)

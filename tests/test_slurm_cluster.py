@@ -278,7 +278,8 @@ def test_encode_and_teacher_arrays_shard_by_task_and_the_last_task_finishes(clus
     cache = tmp_path / "cache"
     teacher = ["data=beir", f"data.path={small_beir}", f"cache_dir={cache}", f"teacher.init={tiny_ce_dir}",
                "teacher.train.steps=2", "teacher.train.batch_size=4", "teacher.max_len=64", "teacher.candidates=3",
-               "teacher.report_split=test", "teacher.report_depth=10", "data.bm25.hits=20"]
+               "teacher.report_splits=[test]", "teacher.report_depth=10", "data.bm25.hits=20",
+               "teacher.report_pool=bm25", "teacher.report_references=[bm25]"]
     cfg = parse(compose(["size=tiny", *teacher]))
     prepare(cfg, ["data", "bm25", "teacher_model"])
 

@@ -1,4 +1,4 @@
-"""Cross-encoder teachers: batched scoring, fine-tuning with resume, and the report card."""
+"""Cross-encoder teachers: batched scoring and fine-tuning with resume (the report card: test_teacher_fusion.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from scaling.data import formats
-from scaling.evaluation import score_run
-from teachers import crossencoder, report
+from teachers import crossencoder
 from teachers.train import train_teacher
 
 
@@ -84,24 +83,3 @@ def _half_checkpoint(data, groups, cfg, out):
     trainer.fit(module, loader)
     assert (out / "ckpt" / "last.ckpt").exists()
     del dataclasses
-
-
-def test_report_card_compares_the_rerank_with_bm25(tiny_ce_dir, small_beir, capsys):
-    from scaling.config import TeacherConfig
-    data = formats.load_beir(small_beir)
-    model, tok = crossencoder.load(str(tiny_ce_dir))
-    qrels = data.qrels["test"]
-    docs = sorted(data.corpus)
-    # a first stage that ranks the positive 3rd among 8 candidates
-    run = {q: {**{d: 10.0 - i for i, d in enumerate([x for x in docs if x not in rel][:7])},
-               next(iter(rel)): 8.5} for q, rel in qrels.items()}
-    cfg = TeacherConfig(name="tiny", max_len=64, report_depth=5, report_split="test")
-    card = report.report_card(model, tok, data, "test", run, cfg)
-    top5 = {q: dict(sorted(r.items(), key=lambda kv: -kv[1])[:5]) for q, r in run.items()}
-    assert card["bm25"] == pytest.approx(score_run(top5, qrels, report.MEASURES))
-    assert card["bm25"]["RR@10"] == pytest.approx(1 / 3)
-    assert card["queries"] == len(qrels) and card["depth"] == 5
-    assert card["beats_bm25"] == (card["teacher_rerank"]["nDCG@10"] > card["bm25"]["nDCG@10"])
-    report.print_card({**card, "beats_bm25": False})
-    captured = capsys.readouterr()
-    assert "DOES NOT BEAT BM25" in captured.err and "tiny re-ranking BM25" in captured.out

@@ -11,7 +11,9 @@
   1.6e10 on top of 1.69e10;
 - ``curves_plot``: the metric against training steps from each run's learning curve;
 - ``fraction_plot``: the metric against the share of training data, for points that differ only
-  in it.
+  in it;
+- ``supervision_plot``: a distilled student's metric against its teacher's, for points that
+  differ only in their teacher.
 
 Each returns the path written, or None when it has nothing to draw (the caller says so). Files
 are written atomically (a temporary sibling, then a rename).
@@ -292,5 +294,40 @@ def fraction_plot(points: list[Point], split: str, measure: str, path: Path) -> 
     ax.set_ylabel(f"{measure} ({split})")
     ax.set_title(f"Data efficiency: {measure} vs training data, {split}")
     ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def supervision_plot(points: list[Point], split: str, measure: str, path: Path, references: dict | None = None) -> Path | None:
+    """Student ``measure`` against its teacher's (the teacher's report card on ``split``), one line
+    per (paradigm, loss, size, budget) distilled from two or more teachers, with the diagonal
+    student = teacher: how much of a teacher's quality each paradigm keeps."""
+    groups: dict[tuple, list[Point]] = {}
+    for p in points:
+        t = p.teacher_metrics.get(split, {}).get(measure)
+        if p.teacher and t is not None and measure in p.metrics.get(split, {}):
+            groups.setdefault((p.paradigm, p.loss, p.size, p.budget), []).append(p)
+    groups = {k: sorted(v, key=lambda p: p.teacher_metrics[split][measure]) for k, v in groups.items()
+              if len({p.teacher for p in v}) >= 2}
+    if not groups:
+        return None
+    fig = Figure(figsize=(7, 5))
+    ax = fig.add_subplot()
+    xs = [p.teacher_metrics[split][measure] for pts in groups.values() for p in pts]
+    ys = [p.metrics[split][measure] for pts in groups.values() for p in pts]
+    lo, hi = min(xs + ys), max(xs + ys)
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, linestyle=":", label="student = teacher")
+    for i, (key, pts) in enumerate(sorted(groups.items())):
+        x = [p.teacher_metrics[split][measure] for p in pts]
+        y = [p.metrics[split][measure] for p in pts]
+        ax.plot(x, y, linewidth=1.2, label="/".join(key[:3]), **_style(i))
+        for p, a, b in zip(pts, x, y):
+            ax.annotate(p.teacher, (a, b), textcoords="offset points", xytext=(4, -8), fontsize=POINT_FONTSIZE)
+    if references:
+        _references(ax, references, split, measure)
+    ax.set_xlabel(f"teacher {measure} ({split}, its report card)")
+    ax.set_ylabel(f"student {measure} ({split})")
+    ax.set_title(f"Supervision quality: student vs teacher, {split}")
+    ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     return _save(fig, path)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-REFERENCE_SYSTEMS = ("bm25", "minilm", "splade")
+REFERENCE_SYSTEMS = ("bm25", "minilm", "mpnet", "splade")
 SIZE_DIR = Path(__file__).resolve().parents[2] / "recipes" / "conf" / "size"
 """The ``size=`` options: their ``name`` and ``num_layers`` name a record's rung as the CLI does."""
 RUN_FILES = ("config.json", "budget.json", "ckpt", "running.json")
@@ -66,11 +66,16 @@ class Run:
     budget_flops: float | None = None
     """The nominal FLOP budget (``config.budget.flops``) the run ran under; None under token or
     step budgets. The figures tick it: realised FLOPs fall short of it by up to a step."""
+    teacher: str | None = None
+    """The teacher a distilling run learnt from (its ``teacher.name``, or its score file's name);
+    None for a run that does not distil."""
+    teacher_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The teacher's report card ({split: {measure: value}}) as the run recorded it."""
 
     @property
     def key(self) -> tuple:
         """What a point is: everything but the seed."""
-        return (self.paradigm, self.loss, self.size, self.fraction, self.budget)
+        return (self.paradigm, self.loss, self.size, self.fraction, self.budget, self.teacher)
 
 
 @dataclass
@@ -92,10 +97,14 @@ class Point:
     runs: list[Run]
     budget_flops: float | None = None
     """The nominal FLOP budget (``config.budget.flops``), None under token or step budgets."""
+    teacher: str | None = None
+    teacher_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def series(self) -> str:
-        return f"{self.paradigm}/{self.loss}"
+        """``paradigm/loss``, and ``@teacher`` for a distilling run: a loss is only as good as
+        the teacher it copies, so runs from two teachers are two series."""
+        return f"{self.paradigm}/{self.loss}" + (f"@{self.teacher}" if self.teacher else "")
 
 
 def _get(data: dict, dotted: str, path: Path, required: bool = True):
@@ -221,6 +230,8 @@ def read_run(path: Path) -> Run:
         raise RecordError(path, "curve", "expected a list of {step, flops, metrics}")
     budget = _get(data, "config.budget", path, required=False) or {}
     budget_flops = budget.get("flops") if isinstance(budget, dict) else None
+    teacher = _get(data, "teacher.name", path, required=False)
+    card = _get(data, "teacher.card", path, required=False) or {}
     return Run(path=path, paradigm=paradigm, loss=loss, size=str(size), fraction=fraction,
                seed=None if seed is None else int(seed),
                budget=_budget_label(budget if isinstance(budget, dict) else {}),
@@ -230,7 +241,9 @@ def read_run(path: Path) -> Run:
                metrics=metrics,
                baseline=_measures(_get(data, "baseline_metrics", path, required=False), path, "baseline_metrics"),
                reference={name: _measures(v, path, f"reference_metrics.{name}") for name, v in reference.items()},
-               curve=[c for c in curve if isinstance(c, dict) and "step" in c and isinstance(c.get("metrics"), dict)])
+               curve=[c for c in curve if isinstance(c, dict) and "step" in c and isinstance(c.get("metrics"), dict)],
+               teacher=None if teacher is None else str(teacher),
+               teacher_metrics=_measures(card, path, "teacher.card") if isinstance(card, dict) else {})
 
 
 def find_results(root: Path) -> list[Path]:
@@ -281,13 +294,13 @@ def _mean_measures(dicts: list[dict[str, dict[str, float]]]) -> dict[str, dict[s
 
 
 def average(runs: list[Run]) -> list[Point]:
-    """One point per (paradigm, loss, size, fraction, budget): its runs averaged (over seeds, and over
+    """One point per (paradigm, loss, size, fraction, budget, teacher): its runs averaged (over seeds, and over
     repeats of a seed); sorted by paradigm, loss, then parameters."""
     groups: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
         groups[run.key].append(run)
     points = []
-    for (paradigm, loss, size, fraction, budget), group in groups.items():
+    for (paradigm, loss, size, fraction, budget, teacher), group in groups.items():
         steps = [r.steps for r in group if r.steps is not None]
         points.append(Point(paradigm=paradigm, loss=loss, size=size, fraction=fraction, budget=budget,
                             params=sum(r.params for r in group) / len(group),
@@ -295,8 +308,9 @@ def average(runs: list[Run]) -> list[Point]:
                             steps=sum(steps) / len(steps) if steps else None,
                             metrics=_mean_measures([r.metrics for r in group]),
                             baseline=_mean_measures([r.baseline for r in group]),
-                            seeds=len({r.seed for r in group}), runs=group, budget_flops=group[0].budget_flops))
-    return sorted(points, key=lambda p: (p.paradigm, p.loss, p.params, p.flops, p.fraction, p.budget))
+                            seeds=len({r.seed for r in group}), runs=group, budget_flops=group[0].budget_flops,
+                            teacher=teacher, teacher_metrics=group[0].teacher_metrics))
+    return sorted(points, key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, p.fraction, p.budget))
 
 
 def references(runs: list[Run]) -> dict[str, dict[str, dict[str, float]]]:

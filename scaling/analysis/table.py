@@ -51,7 +51,7 @@ def runs_table(points: list[Point], split: str, references: dict | None = None) 
     A data-fraction column appears when some point trained on part of the data, a budget column
     when the points differ in budget. Reference systems follow, one row each."""
     points = sorted((p for p in points if split in p.metrics),
-                    key=lambda p: (p.paradigm, p.loss, p.params, p.flops, -p.fraction, p.budget))
+                    key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, -p.fraction, p.budget))
     measures = measures_present(points, split, references)
     with_fraction = any(p.fraction != 1.0 for p in points)
     with_budget = len({p.budget for p in points}) > 1
@@ -61,7 +61,7 @@ def runs_table(points: list[Point], split: str, references: dict | None = None) 
     rows = []
     for p in points:
         m = p.metrics[split]
-        rows.append([p.paradigm, p.loss, p.size] + ([f"{p.fraction:g}"] if with_fraction else [])
+        rows.append([p.paradigm, p.loss + (f" @{p.teacher}" if p.teacher else ""), p.size] + ([f"{p.fraction:g}"] if with_fraction else [])
                     + ([p.budget] if with_budget else [])
                     + [f"{p.params / 1e6:.2f}", _num(p.steps, ".0f"), _num(p.flops, ".3g")]
                     + [_num(m.get(k)) for k in measures]
@@ -104,3 +104,18 @@ def fits_table(fits: list[dict]) -> str:
                      + [_num(f["r2"], ".3f"), f["n_points"], _span(*f["x_range"]),
                         f"{f['skipped_resamples']} of {f['resamples']}", "; ".join(f["warnings"]) or "-"])
     return _table(header, rows)
+
+
+def supervision_table(points: list[Point], split: str, measure: str = "nDCG@10") -> str:
+    """Student against teacher: one row per distilled point with a teacher report card on
+    ``split``: paradigm, loss, size, teacher, the teacher's and the student's ``measure``, and the
+    student's share of its teacher's."""
+    rows = []
+    for p in sorted(points, key=lambda p: (p.paradigm, p.loss, p.size, p.teacher_metrics.get(split, {}).get(measure, 0))):
+        t, s = p.teacher_metrics.get(split, {}).get(measure), p.metrics.get(split, {}).get(measure)
+        if p.teacher and t is not None and s is not None:
+            rows.append([p.paradigm, p.loss, p.size, p.teacher, _num(t), _num(s), f"{s / t:.2f}"])
+    if not rows:
+        return ""
+    return _table(["paradigm", "loss", "size", "teacher", f"teacher {measure}", f"student {measure}",
+                   "student / teacher"], rows)

@@ -59,32 +59,42 @@ class TrainGroups(Dataset):
 
 
 class Collate:
-    """[(qid, [docids], scores)] -> {"q": (B, Lq), "d": (B*G, Ld), "teacher": (B, G) | None, ids}."""
+    """[(qid, [docids], scores)] -> {"q": (B, Lq), "d": (B*G, Ld), "teacher": (B, G) | None, ids},
+    plus "teacher_all": (B, B*G) when a ``scorer`` is given.
 
-    def __init__(self, data: IRDataset, q_tok, d_tok):
-        self.data, self.q_tok, self.d_tok = data, q_tok, d_tok
+    ``scorer(qids, docids) -> (len(qids), len(docids))`` float32 teacher scores of any pair: in-batch
+    distillation (``kl`` with ``in_batch``) needs every query against every document of the batch,
+    which a score file of each query's own candidates does not hold.
+    """
+
+    def __init__(self, data: IRDataset, q_tok, d_tok, scorer=None):
+        self.data, self.q_tok, self.d_tok, self.scorer = data, q_tok, d_tok, scorer
 
     def __call__(self, groups):
         qids = [g[0] for g in groups]
         docids = [d for g in groups for d in g[1]]  # (B*G,) grouped per query
         teacher = None if groups[0][2] is None else torch.tensor([g[2] for g in groups])  # (B, G)
-        return {"q": self.q_tok([self.data.queries[q] for q in qids]),
-                "d": self.d_tok([self.data.corpus[d] for d in docids]),
-                "teacher": teacher, "qids": qids, "docids": docids}
+        batch = {"q": self.q_tok([self.data.queries[q] for q in qids]),
+                 "d": self.d_tok([self.data.corpus[d] for d in docids]),
+                 "teacher": teacher, "qids": qids, "docids": docids}
+        if self.scorer is not None:  # (B, B*G): row i = qids[i] against every docid, batch order
+            batch["teacher_all"] = torch.as_tensor(self.scorer(qids, docids), dtype=torch.float32)
+        return batch
 
 
 class GroupDataModule(L.LightningDataModule):
     def __init__(self, data: IRDataset, tokenizer, data_cfg, model_cfg, batch_size: int,
                  seed: int = 0, num_workers: int = 0, teacher: dict | None = None, items: list | None = None,
-                 accumulate: int = 1):
+                 accumulate: int = 1, scorer=None):
         """``batch_size``: queries per device per forward; ``accumulate``: forwards per optimiser step
         (an epoch holds whole steps). ``teacher``: {qid: {docid: score}} and ``items``: the
-        training groups with their pools, both as scaling/checks.py read and checked them."""
+        training groups with their pools, both as scaling/checks.py read and checked them.
+        ``scorer``: a teacher of any (query, document) pair for in-batch distillation (``Collate``)."""
         super().__init__()
         self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed, teacher=teacher,
                                      items=items)
         q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len)
-        self.collate = Collate(data, q_tok, d_tok)
+        self.collate = Collate(data, q_tok, d_tok, scorer)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.sampler = EpochSampler(len(self.train_set), batch_size, seed, accumulate=accumulate)
 

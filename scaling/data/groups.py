@@ -66,3 +66,22 @@ def _usable(items: list) -> list:
         raise ConfigError("data.train_split", "no usable training group: no query of the split has a judged "
                           "positive (and, with a pool, enough candidates)")
     return items
+
+
+def in_corpus(items: list, corpus, n_negatives: int, source: str) -> list:
+    """``items`` without the document ids the corpus lacks (a teacher or negatives file from
+    elsewhere may name passages of another collection): the count is said, and a group left
+    without a positive or ``n_negatives`` negatives is dropped and counted."""
+    kept, unknown, emptied = [], set(), 0
+    for item in items:
+        known = [[d for d in ids if d in corpus] for ids in item[1:]]
+        unknown.update(d for ids in item[1:] for d in ids if d not in corpus)
+        if not known[0] or (len(known) > 1 and len(known[1]) < n_negatives):
+            emptied += 1
+            continue
+        kept.append((item[0], *known))
+    if unknown:
+        print(f"[data] {source}: {len(unknown)} document ids are not in the corpus (e.g. "
+              f"{', '.join(sorted(unknown)[:3])}); left out" + (f", and with them {emptied} groups" if emptied else ""),
+              flush=True)
+    return _usable(kept)

@@ -36,7 +36,10 @@ class LossInputs:
       q (B, D); d (B*G, D), grouped [pos, neg_1, ...] per query;
       q_all (W*B, D) and d_all (W*B*G, D) gathered over devices, this rank's rows included;
       scores (B, W*B*G) = q @ d_all.T; q_offset / d_offset: this rank's first row in q_all / d_all;
-      teacher (B, G) teacher scores of each query's own candidates, or None.
+      teacher (B, G) teacher scores of each query's own candidates, or None;
+      teacher_all (B, B*G) teacher scores of each local query against every document of this
+        device's batch, in the batch's document order (its own group included), or None: what
+        in-batch distillation (``kl`` with ``in_batch``) reads, from a scorer of any pair.
     """
 
     q: torch.Tensor
@@ -50,6 +53,7 @@ class LossInputs:
     teacher: torch.Tensor | None = None
     step: int = 0
     max_steps: int = 1
+    teacher_all: torch.Tensor | None = None
 
     def own_scores(self) -> torch.Tensor:
         """(B, G) each query's scores against its own candidates, positive first."""
