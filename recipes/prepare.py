@@ -6,9 +6,11 @@
     sbatch --array=0-7 ... python recipes/prepare.py steps=[teacher]     # 8 scoring shards
 
 Steps: data (build/validate the dataset), model (convert the packaged SmolLM2), bm25 (Lucene
-index, BM25 runs, hard-negative groups), teacher_model (fine-tune or load the cross-encoder and
-print its report card), teacher (its scores for the training groups, sharded by
-teacher.shard=i/n or SLURM_ARRAY_TASK_ID/COUNT, merged by the last shard). Outputs live under
+index, BM25 run, hard-negative groups), pools (the bi-encoder runs a mixed candidate pool reads),
+teacher_model (the teacher: a cross-encoder fine-tuned or loaded, BM25, the packaged bi-encoders or
+a fusion of them, and its report card), teacher (its scores for the training candidates; the
+cross-encoder's part sharded by teacher.shard=i/n or SLURM_ARRAY_TASK_ID/COUNT, merged and fused
+by the last shard). Outputs live under
 <cache_dir>/prepared/<dataset>/ (see scaling/prepare.py).
 """
 

@@ -337,7 +337,7 @@ def prepare_teacher(cfg: RunConfig, dataset, runs: dict, log=print, score: bool 
     groups = read_groups(p.groups)
     teacher = Teacher(cfg, dataset, lambda: load_teacher(cfg, dataset, groups, shard, log), log)
     if t.fusion.ce:
-        teacher._ce = load_teacher(cfg, dataset, groups, shard, log)  # trained (or refused) before anything else
+        teacher.cross_encoder()  # trained (or refused) before anything else
 
     card_path = p.teacher / "report.json"
     card_key = {"splits": t.report_splits, "pool": t.report_pool, "depth": t.report_depth,

@@ -37,6 +37,12 @@ class Teacher:
         self.pairs_scored = {c: 0 for c in self.weights}
         """Pairs each component scored (what the teacher cost, reported, never charged)."""
 
+    def cross_encoder(self) -> tuple:
+        """(model, tokenizer) of the ``ce`` component, loaded (or fine-tuned) on first use."""
+        if self._ce is None:
+            self._ce = self._load_ce()
+        return self._ce
+
     def bi_encoder(self, name: str):
         if name not in self._bi:
             from teachers.biencoder import BiEncoder
@@ -62,9 +68,7 @@ class Teacher:
         self.pairs_scored[name] = self.pairs_scored.get(name, 0) + len(pairs)
         if name == "ce":
             from teachers.crossencoder import score_pairs
-            if self._ce is None:
-                self._ce = self._load_ce()
-            model, tok = self._ce
+            model, tok = self.cross_encoder()
             t = self.cfg.teacher
             return score_pairs(model, tok, [(self.dataset.queries[q], self.dataset.corpus[d]) for q, d in pairs],
                                t.max_len, t.batch_size, desc="cross-encoder scoring")
