@@ -72,13 +72,21 @@ def run_dir(root: str, grid_name: str, pt: dict[str, str]) -> Path:
 
 
 def experiment_axes(experiment: str, conf_dir: Path = CONF_DIR) -> dict[str, list]:
-    """``grid.axes`` of ``recipes/conf/experiment/<experiment>.yaml``, read before Hydra composes."""
+    """``grid.axes`` of ``recipes/conf/experiment/<experiment>.yaml``, read before Hydra composes,
+    merged as Hydra merges them: an experiment listed in its ``defaults`` (``- cpu_grid``) gives
+    its axes first, and the file's own axes replace or follow them. So a multirun sweeps every
+    axis the composed config (and the grid's manifest) holds."""
     import yaml
     path = conf_dir / "experiment" / f"{experiment}.yaml"
     if not path.exists():
         return {}
     data = yaml.safe_load(path.read_text()) or {}
-    return dict((data.get("grid") or {}).get("axes") or {})
+    axes: dict[str, list] = {}
+    for entry in data.get("defaults") or []:
+        if isinstance(entry, str) and entry != "_self_" and not entry.startswith("/"):
+            axes.update(experiment_axes(entry, conf_dir))
+    axes.update((data.get("grid") or {}).get("axes") or {})
+    return axes
 
 
 def _value(arg: str, key: str) -> str | None:

@@ -39,7 +39,8 @@ def test_command_lines_of_each_launcher(tmp_path):
 
 
 # each CPU grid: (at least this many points, at least this many sizes)
-CPU_GRIDS = {"cpu_grid": (24, 4), "cpu_budget": (24, 2), "cpu_data": (6, 1)}
+CPU_GRIDS = {"cpu_grid": (24, 4), "cpu_budget": (24, 2), "cpu_data": (6, 1), "cpu_grid_kd": (30, 5),
+             "supervision": (8, 1)}
 
 
 @pytest.mark.parametrize("experiment", sorted(CPU_GRIDS))
@@ -55,6 +56,7 @@ def test_cpu_grids_compose_every_point(experiment):
         assert cfg.budget.flops == float(p.get("budget.flops", 2.6e13))
         assert cfg.data.fraction == float(p.get("data.fraction", 1.0))
         assert list(cfg.grid.axes) == list(axes)  # the manifest's axes are the composed ones
+        assert cfg.teacher.name == p.get("teacher", "minilm-ce" if experiment != "cpu_grid_kd" else "ensemble")
     assert (CONF / "size" / f"{axes['size'][-1]}.yaml").exists()
 
 
@@ -317,3 +319,15 @@ def test_a_multirun_gives_each_point_its_own_data_shape(tiny_overrides, teacher_
     budget_lines = [line for line in proc.stdout.splitlines() if line.startswith("[budget]")]
     assert ", 320 queries seen | 8 queries (1 devices x 2 x 4) x (1 + 3 docs)" in budget_lines[0]
     assert ", 640 queries seen | 16 queries (1 devices x 4 x 4) x (1 + 1 docs)" in budget_lines[1]
+
+
+def test_an_experiment_inherits_the_axes_of_the_experiment_it_extends(tmp_path):
+    """As Hydra merges them: the base's axes first, the file's own replace or follow them."""
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "base.yaml").write_text("grid:\n  axes:\n    paradigm: [dense, sparse]\n    loss: [cl, kd]\n")
+    (tmp_path / "experiment" / "child.yaml").write_text(
+        "defaults:\n  - base\n  - override /teacher: bm25\ngrid:\n  axes:\n    loss: [kd]\n    teacher: [bm25, minilm]\n")
+    assert grid.experiment_axes("child", tmp_path) == {"paradigm": ["dense", "sparse"], "loss": ["kd"],
+                                                       "teacher": ["bm25", "minilm"]}
+    assert grid.expand_argv(["run.py", "-m", "experiment=child"], tmp_path)[3:] == [
+        "paradigm=dense,sparse", "loss=kd", "teacher=bm25,minilm"]
