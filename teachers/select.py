@@ -26,7 +26,7 @@ WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m teachers.select", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="dev", help="the split to choose on (default: dev)")
     parser.add_argument("--components", default="bm25,minilm,mpnet", help="packaged components")

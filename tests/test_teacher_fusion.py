@@ -130,3 +130,18 @@ def test_mpnet_is_joined_once_from_its_five_packages(tmp_path):
     assert not list(tmp_path.glob("models/.*"))  # no partial join left behind
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     assert mpnet_dir(tmp_path, quiet=True) == out and (out / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_selection_ranks_every_weighting_on_the_chosen_split_alone(small_beir, tmp_path):
+    from teachers import select
+    out = select.main(["--split", "test", "--components", "bm25,minilm", "--depth", "5", "--max-len", "64",
+                       "--out", str(tmp_path / "sel.json"), "data=beir", f"data.path={small_beir}",
+                       f"cache_dir={tmp_path / 'cache'}"])
+    assert out["split"] == "test" and set(out["alone"]) == {"bm25", "minilm"}
+    best = max(out["alone"], key=out["alone"].get)
+    ranked = out["ranked"]  # the best component at 1, the other at each grid weight
+    assert len(ranked) == len(select.WEIGHTS) and all(r["weights"][best] == 1.0 for r in ranked)
+    assert [r["nDCG@10"] for r in ranked] == sorted((r["nDCG@10"] for r in ranked), reverse=True)
+    alone = next(r for r in ranked if r["weights"] == {best: 1.0})
+    assert alone["nDCG@10"] == pytest.approx(out["alone"][best])
+    assert (tmp_path / "sel.json").exists()
