@@ -658,6 +658,7 @@ LOSSES = {
     "kd": LossConfig(name="kd", terms=[KLConfig()]),
     "cl+kd": LossConfig(name="cl+kd", terms=[InfoNCEConfig(weight=0.5), KLConfig(weight=0.5)]),
     "margin_mse": LossConfig(name="margin_mse", terms=[MarginMSEConfig()]),
+    "kd_inbatch": LossConfig(name="kd_inbatch", terms=[KLConfig(in_batch=True)]),
 }
 
 

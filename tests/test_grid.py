@@ -40,7 +40,7 @@ def test_command_lines_of_each_launcher(tmp_path):
 
 # each CPU grid: (at least this many points, at least this many sizes)
 CPU_GRIDS = {"cpu_grid": (24, 4), "cpu_budget": (24, 2), "cpu_data": (6, 1), "cpu_grid_kd": (30, 5),
-             "supervision": (8, 1)}
+             "supervision": (8, 1), "kd_inbatch": (4, 2)}
 
 
 @pytest.mark.parametrize("experiment", sorted(CPU_GRIDS))
@@ -56,7 +56,7 @@ def test_cpu_grids_compose_every_point(experiment):
         assert cfg.budget.flops == float(p.get("budget.flops", 2.6e13))
         assert cfg.data.fraction == float(p.get("data.fraction", 1.0))
         assert list(cfg.grid.axes) == list(axes)  # the manifest's axes are the composed ones
-        assert cfg.teacher.name == p.get("teacher", "minilm-ce" if experiment != "cpu_grid_kd" else "ensemble")
+        assert cfg.teacher.name == p.get("teacher", "ensemble" if experiment in ("cpu_grid_kd", "kd_inbatch") else "minilm-ce")
     assert (CONF / "size" / f"{axes['size'][-1]}.yaml").exists()
 
 
@@ -144,10 +144,11 @@ def test_grid_cli_names_the_known_grids_for_an_unknown_experiment(capsys):
         grid.main(["nope"])
     assert e.value.code == 2
     out = capsys.readouterr()
-    assert out.err == ("error: unknown experiment 'nope' (known: cpu_budget, cpu_data, cpu_grid, cpu_grid_kd, smoke, "
-                       "supervision)\n")
+    assert out.err == ("error: unknown experiment 'nope' (known: cpu_budget, cpu_data, cpu_grid, cpu_grid_kd, "
+                       "kd_inbatch, smoke, supervision)\n")
     assert out.out == ""
-    assert grid.known_experiments() == ["cpu_budget", "cpu_data", "cpu_grid", "cpu_grid_kd", "smoke", "supervision"]
+    assert grid.known_experiments() == ["cpu_budget", "cpu_data", "cpu_grid", "cpu_grid_kd", "kd_inbatch", "smoke",
+                                        "supervision"]
 
 
 def test_grid_cli_refuses_an_experiment_without_axes(tmp_path, capsys):
