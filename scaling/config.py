@@ -298,6 +298,9 @@ class TeacherConfig:
     """Pairs per scoring batch."""
     fusion: FusionConfig = field(default_factory=FusionConfig)
     """The teacher's components and their weights (``teacher.fusion.minilm=1``; 0 leaves one out)."""
+    standardise: bool = False
+    """Write even a one-component teacher's scores as per-query z-scores (a fusion always is):
+    teachers then differ in their ranking, not in the spread a KL at one temperature reads."""
     noise: float = 0.0
     """Gaussian noise added to every score, in units of its query's score spread (standard
     deviation over the query's scored documents), seeded by the pair: a deliberately corrupted

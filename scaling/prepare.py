@@ -195,6 +195,8 @@ def teacher_record(cfg: RunConfig) -> dict:
     # so a folder prepared before they existed still matches
     if t.fusion.active() != {"ce": 1.0}:
         record["fusion"] = t.fusion.active()
+    if t.standardise and len(t.fusion.active()) == 1:  # a fusion is standardised anyway
+        record["standardise"] = True
     if t.pool != "bm25":
         record["pool"] = t.pool
     if t.noise:

@@ -5,7 +5,10 @@ logits -10..10), so an ensemble standardises each component per query over the d
 scored for that query (z-scores) before the weighted sum. The fused scores therefore depend on
 the set of documents a query is scored against (its training candidates, the report card's
 pool, a batch's documents); their ranking within that set is what distillation copies. A
-single component is passed through unchanged, so a one-model teacher's file holds its raw scores.
+single component is passed through unchanged, so a one-model teacher's file holds its raw scores,
+unless ``teacher.standardise`` asks for its z-scores too: a KL at one temperature reads raw
+scores by their scale, so cosines (spread ~0.1) teach an almost flat distribution and BM25 (spread
+of several units) a sharp one; standardised, teachers differ in their ranking alone.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ def _standardised(docs: dict[str, float]) -> dict[str, float]:
     return {d: (v - mean) / sd if sd > 0 else 0.0 for d, v in docs.items()}
 
 
-def fuse(components: dict[str, Scores], weights: dict[str, float]) -> Scores:
-    """sum_c w_c z_c(q, d) over components scoring the same pairs; one component: its scores."""
+def fuse(components: dict[str, Scores], weights: dict[str, float], standardise: bool = False) -> Scores:
+    """sum_c w_c z_c(q, d) over components scoring the same pairs; one component: its scores, or
+    its z-scores with ``standardise``."""
     names = list(weights)
-    if len(names) == 1:
+    if len(names) == 1 and not standardise:
         return {q: dict(docs) for q, docs in components[names[0]].items()}
     out: Scores = {}
     for q, docs in components[names[0]].items():

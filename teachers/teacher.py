@@ -91,7 +91,7 @@ class Teacher:
             for (q, d), s in zip(pairs, self.component(name, pairs)):
                 parts[name].setdefault(q, {})[d] = s
         t = self.cfg.teacher
-        return perturb(fuse(parts, self.weights), t.noise, t.train.seed)
+        return perturb(fuse(parts, self.weights, t.standardise), t.noise, t.train.seed)
 
     def warm(self, qids) -> None:
         """Search BM25 for every query at once (one Lucene call, not one a batch) and encode the

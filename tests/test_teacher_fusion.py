@@ -145,3 +145,10 @@ def test_selection_ranks_every_weighting_on_the_chosen_split_alone(small_beir, t
     alone = next(r for r in ranked if r["weights"] == {best: 1.0})
     assert alone["nDCG@10"] == pytest.approx(out["alone"][best])
     assert (tmp_path / "sel.json").exists()
+
+
+def test_a_standardised_single_component_is_its_z_scores():
+    a = {"q": {"d1": 0.5, "d2": 0.6, "d3": 0.7}}
+    z = fuse({"a": a}, {"a": 1.0}, standardise=True)["q"]
+    sd = statistics.pstdev(a["q"].values())
+    assert z == pytest.approx({d: (v - 0.6) / sd for d, v in a["q"].items()})
