@@ -168,7 +168,8 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     budget = {"plan": planned, "realised": ledger.summary(),
               "not_charged": {"recompute_flops": plan.recompute_flops_per_step * ledger.steps,
                               "mntp_steps": cfg.model.mntp.steps,
-                              "teacher_scoring": prepare.teacher_scoring(cfg, inputs.teacher_path),
+                              "teacher_scoring": prepare.teacher_scoring(cfg, inputs.teacher_path, inputs.teacher and
+                                                              sum(map(len, inputs.teacher.values()))),
                               "teacher_in_batch": prepare.in_batch_cost(cfg, in_batch.pairs_scored if in_batch else None)}}
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": untrained,   # record
               "teacher": prepare.teacher_summary(cfg, inputs.teacher_path, dataset.name),

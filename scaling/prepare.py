@@ -204,26 +204,32 @@ def teacher_record(cfg: RunConfig) -> dict:
     return record
 
 
-def teacher_scoring(cfg: RunConfig, scores: Path | None) -> dict | None:
+def _cross_encoder_flops(cfg: RunConfig, pairs: int) -> tuple[Path | None, float | None]:
+    """(the teacher's cross-encoder folder, the forward FLOPs of ``pairs`` through it at
+    ``teacher.max_len`` tokens a pair, an upper bound); (None, None) when its config is not on
+    disk (a score file from elsewhere, or no cross-encoder)."""
+    folder = Path(cfg.teacher.model).expanduser() if cfg.teacher.model else paths(cfg).teacher / "model"
+    if cfg.data.teacher_scores or not (folder / "config.json").exists():
+        return None, None
+    from transformers import AutoConfig
+
+    from scaling import budget, sizes
+    arch = sizes.arch_of(AutoConfig.from_pretrained(str(folder)))
+    return folder, budget.scoring_flops(arch, pairs, cfg.teacher.max_len)
+
+
+def teacher_scoring(cfg: RunConfig, scores: Path | None, pairs: int | None = None) -> dict | None:
     """What scoring the distillation inputs cost, reported beside a run and never charged to it:
-    the pairs in the score file and, when the teacher's config is on disk (the prepared teacher, or
-    a local ``teacher.model``), its forward FLOPs at ``teacher.max_len`` tokens a pair (an upper
-    bound); ``flops`` is null for a score file from elsewhere. None without teacher scores."""
+    the pairs in the score file (``pairs`` when the caller has parsed it already) and, when the
+    teacher's cross-encoder config is on disk (the prepared teacher, or a local ``teacher.model``),
+    its forward FLOPs at ``teacher.max_len`` tokens a pair (an upper bound); ``flops`` is null for
+    a score file from elsewhere. None without teacher scores."""
     if scores is None:
         return None
-    from scaling import budget, sizes
-    from scaling.data.teacher_files import read
-    given = read(scores, cfg.data.teacher_format)  # any layout, gzip or plain
-    pairs = sum(map(len, given.scores.values()))
-    folder = None
-    if not cfg.data.teacher_scores:
-        local = Path(cfg.teacher.model).expanduser() if cfg.teacher.model else paths(cfg).teacher / "model"
-        folder = local if (local / "config.json").exists() else None
-    flops = None
-    if folder is not None:
-        from transformers import AutoConfig
-        arch = sizes.arch_of(AutoConfig.from_pretrained(str(folder)))
-        flops = budget.scoring_flops(arch, pairs, cfg.teacher.max_len)
+    if pairs is None:
+        from scaling.data.teacher_files import read
+        pairs = sum(map(len, read(scores, cfg.data.teacher_format).scores.values()))  # any layout, gzip or plain
+    folder, flops = _cross_encoder_flops(cfg, pairs)
     return {"pairs": pairs, "max_len": cfg.teacher.max_len, "flops": flops,
             "teacher": str(folder) if folder is not None else str(scores)}
 
@@ -231,19 +237,11 @@ def teacher_scoring(cfg: RunConfig, scores: Path | None) -> dict | None:
 def in_batch_cost(cfg: RunConfig, pairs: dict[str, int] | None) -> dict | None:
     """What in-batch distillation's teacher cost a run, reported beside it and never charged: the
     pairs each component scored and, for a cross-encoder with its config on disk, their forward
-    FLOPs at ``teacher.max_len`` tokens a pair (an upper bound). The bi-encoders' vectors are
-    encoded once per dataset and cached (their pairs are dot products)."""
+    FLOPs (``_cross_encoder_flops``). The bi-encoders' vectors are encoded once per dataset and
+    cached (their pairs are dot products)."""
     if pairs is None:
         return None
-    out = {"pairs": pairs, "ce_flops": None}
-    folder = Path(cfg.teacher.model).expanduser() if cfg.teacher.model else paths(cfg).teacher / "model"
-    if pairs.get("ce") and (folder / "config.json").exists():
-        from transformers import AutoConfig
-
-        from scaling import budget, sizes
-        arch = sizes.arch_of(AutoConfig.from_pretrained(str(folder)))
-        out["ce_flops"] = budget.scoring_flops(arch, pairs["ce"], cfg.teacher.max_len)
-    return out
+    return {"pairs": pairs, "ce_flops": _cross_encoder_flops(cfg, pairs["ce"])[1] if pairs.get("ce") else None}
 
 
 def teacher_summary(cfg: RunConfig, scores: Path | None, dataset_name: str) -> dict | None:
@@ -321,7 +319,7 @@ def load_teacher(cfg: RunConfig, dataset, groups, shard: tuple[int, int], log=pr
     return crossencoder.load(str(model_dir))
 
 
-def prepare_teacher(cfg: RunConfig, dataset, runs: dict, log=print, score: bool = True) -> Path | None:
+def prepare_teacher(cfg: RunConfig, dataset, log=print, score: bool = True) -> Path | None:
     """Report card and (this shard's) teacher scores; returns the merged file once complete.
 
     ``score=False`` stops after the model and its report card (train once, then shard the scoring).
@@ -397,14 +395,13 @@ def prepare(cfg: RunConfig, steps=STEPS, log=print) -> dict:
         t = time.time()
         out["model"] = smollm2_dir(cache)
         log(f"[prepare] model smollm2-135m: {out['model']} ({time.time() - t:.1f} s)")
-    runs = None
     if {"bm25", "pools", "teacher_model", "teacher"} & set(steps):
-        runs = prepare_bm25(cfg, dataset, log)
+        prepare_bm25(cfg, dataset, log)
         out["bm25"] = paths(cfg).groups
     if {"pools", "teacher_model", "teacher"} & set(steps):
         prepare_pools(cfg, dataset, log)
     if {"teacher_model", "teacher"} & set(steps):
-        out["teacher"] = prepare_teacher(cfg, dataset, runs, log, score="teacher" in steps)
+        out["teacher"] = prepare_teacher(cfg, dataset, log, score="teacher" in steps)
     return out
 
 
