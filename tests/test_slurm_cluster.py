@@ -103,11 +103,15 @@ def finished(jid: str) -> bool:
 
 def release(jid: str, minutes: int = 15) -> None:
     """A requeued job: start it now (Slurm holds it ~2 min) with a limit it will not be warned under.
-    The old attempt's batch script exits a moment after the job turns PENDING; a job started before
-    that is charged the old exit status and ends FAILED at once, so this waits a few seconds more."""
+    The old attempt's batch script exits a while after the job turns PENDING (seconds on a loaded
+    machine); a job started before that is charged the old exit status and ends FAILED at once, so this
+    waits until the old attempt's step daemon (``slurmstepd: [<job id>.batch]``, on this one node) is gone."""
     wait_for(f"{jid} back in the queue", lambda: state(jid) == "PENDING" and int(job(jid).get("Restarts", 0)) > 0,
              120)
-    time.sleep(3)
+    raw = job(jid)["JobId"]  # an array task's own job id, which its step daemons are named by
+    wait_for(f"{jid}'s old attempt to exit", lambda: not sh("pgrep", "-f", rf"slurmstepd: \[{raw}\.", check=False).stdout,
+             120)
+    time.sleep(1)
     sh("scontrol", "update", f"JobId={jid}", f"TimeLimit={minutes}", "StartTime=now")
 
 
