@@ -79,7 +79,8 @@ class LearningCurve(Callback):
             return
         self.last = step
         if trainer.is_global_zero:
-            metrics = self.evaluate(pl_module)
+            from scaling.evaluation.metrics import numbers
+            metrics = {split: numbers(m) for split, m in self.evaluate(pl_module).items()}  # no per-query values
             self.points.append({"step": step, "flops": step * self.flops_per_step, "metrics": metrics})
             first = next(iter(metrics.values()), {})
             shown = ", ".join(f"{k} {v:.4f}" for k, v in first.items() if "@" in k)

@@ -481,8 +481,14 @@ class EvalConfig:
     """Also evaluate every N training steps on ``curve_split`` (a learning curve in result.json's
     ``curve``; each point encodes the corpus once more); null: only after training."""
     curve_split: str = "dev"
+    entropy_negatives: int = 63
+    """Contrastive entropy (scaling/evaluation/entropy.py): each evaluated query's positive against
+    this many random negatives, drawn once per dataset and split and saved; 0: not measured."""
+    entropy_seed: int = 0
+    """The candidate sets' seed (the same for every run, whatever its ``seed``)."""
 
     def __post_init__(self):
+        check(self.entropy_negatives >= 0, "eval.entropy_negatives", "must be >= 0")
         check(self.every_n_steps is None or self.every_n_steps > 0, "eval.every_n_steps", "must be positive or null")
         self.precision = str(self.precision)  # eval.precision=32 arrives as an int
         check(self.precision in ("32", "bf16"), "eval.precision", f"must be 32 or bf16, got {self.precision!r}")

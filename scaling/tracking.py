@@ -96,9 +96,10 @@ class Tracker:
 
 def table_rows(columns: dict) -> tuple[list[str], list[list]]:
     """{system: {dataset/split: {measure: value}}} -> (column names, rows) of one long table."""
+    from scaling.evaluation.metrics import numbers
     rows = [[system, key, measure, float(value)]
             for system, per_split in columns.items() for key, measures in per_split.items()
-            for measure, value in measures.items()]
+            for measure, value in numbers(measures).items()]
     return ["system", "dataset/split", "measure", "value"], rows
 
 
@@ -131,7 +132,8 @@ class WandbTracker(Tracker):
             return
         import wandb
         names, rows = table_rows(columns)
-        summary = {f"{key}/{m}": v for key, ms in result["metrics"].items() for m, v in ms.items()}
+        from scaling.evaluation.metrics import numbers
+        summary = {f"{key}/{m}": v for key, ms in result["metrics"].items() for m, v in numbers(ms).items()}
         summary.update({f"budget/{k}": v for k, v in result["budget"]["realised"].items()})
         summary.update({f"timing_s/{k}": v for k, v in result["timing_s"].items()})
         self.run.log({"results": wandb.Table(columns=names, data=rows)})

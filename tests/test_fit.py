@@ -39,6 +39,7 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
     assert not (tmp_path / "run" / "running.json").exists()
     logged = (tmp_path / "run" / "runs" / "small_test.trec").read_text().splitlines()
     assert len({line.split()[0] for line in logged}) == 30
+    assert_per_query_and_entropy(cfg, on_disk)
 
     # The trained LoRA weights moved away from zero-init B: the model changed.
     from safetensors.torch import load_file
@@ -205,3 +206,38 @@ def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_pa
     assert "BM25" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="checkpoint"):
         parse(compose(["baseline=none"], config_name="evaluate"), EvaluateConfig)
+
+
+def assert_per_query_and_entropy(cfg, result):
+    """Every judged query's measures are kept, their mean is the table's number, and the
+    contrastive entropy is recomputed here from the checkpoint's own encoders on the candidate
+    texts alone (no corpus store, no index)."""
+    from scaling.checkpoint import load
+    from scaling.data import formats
+    from scaling.data.collate import tokenizers_for
+    from scaling.evaluation import entropy
+    from scaling.index import encode
+    from scaling.prepare import dataset_key
+    data = formats.load_beir(cfg.data.path)
+    m = result["metrics"]["small/test"]
+    per_query = m["per_query"]
+    assert set(per_query) == KEYS | {"contrastive_entropy"}
+    for k in KEYS:
+        assert set(per_query[k]) == set(data.qrels["test"])
+        assert sum(per_query[k].values()) / len(per_query[k]) == pytest.approx(m[k], abs=1e-12)
+    sets = json.loads(entropy.candidates_path(cfg.cache_dir, dataset_key(cfg), "test", 63, 0).read_text())["candidates"]
+    assert all(len(c) == 64 for c in sets.values())
+    module, tokenizer = load(result["checkpoint"], cfg)
+    module.eval()
+    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, cfg.data.query_len, cfg.data.doc_len)
+    want = {}
+    with torch.no_grad():
+        for qid, cands in list(sets.items())[:5]:
+            q = encode.encode_texts(encode.encoder_fn(module, "query"), q_tok, [data.queries[qid]], progress=False)
+            d = encode.encode_texts(encode.encoder_fn(module, "doc"), d_tok, [data.corpus[c] for c in cands],
+                                    progress=False)
+            s = torch.tensor(q @ d.T, dtype=torch.float64).ravel() / cfg.paradigm.temperature
+            want[qid] = float(torch.logsumexp(s, 0) - s[0])
+    for qid, value in want.items():
+        assert per_query["contrastive_entropy"][qid] == pytest.approx(value, rel=1e-4, abs=1e-4)
+    assert m["contrastive_entropy"] == pytest.approx(sum(per_query["contrastive_entropy"].values()) / len(sets))

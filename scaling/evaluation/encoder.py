@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from scaling.config import RunConfig
-from scaling.evaluation.metrics import score_run
+from scaling.evaluation.metrics import PER_QUERY, scored
 from scaling.evaluation.store import corpus_blocks
 
 
@@ -54,8 +54,25 @@ def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir
                 run, stats = exporter.search(q, list(queries), e.k)
                 if run_dir is not None:
                     write_trec_run(run, Path(run_dir) / "runs" / f"{dataset.name}_{split}.trec")
-                out[f"{dataset.name}/{split}"] = {**score_run(run, dataset.qrels[split], e.measures),
-                                                  **built, **stats}
+                m = {**scored(run, dataset.qrels[split], e.measures), **built, **stats}
+                ce = _entropy(cfg, dataset, split, q, list(queries), docs)
+                m[PER_QUERY].update(ce.pop(PER_QUERY, {}))
+                out[f"{dataset.name}/{split}"] = {**m, **ce}
     module.to(device)
     module.train(was_training)
     return out
+
+
+def _entropy(cfg: RunConfig, dataset, split: str, queries, qids: list[str], docs) -> dict:
+    """``contrastive_entropy`` on the split's saved candidate sets (``scaling.evaluation.entropy``),
+    and its per-query values; nothing with ``eval.entropy_negatives=0``."""
+    from scaling.evaluation import entropy
+    from scaling.prepare import dataset_key
+    k, seed = cfg.eval.entropy_negatives, cfg.eval.entropy_seed
+    if not k:
+        return {}
+    docids = list(dataset.corpus)
+    sets = entropy.candidates(entropy.candidates_path(cfg.cache_dir, dataset_key(cfg), split, k, seed),
+                              dataset.qrels[split], docids, k, seed)
+    mean, per_query = entropy.entropy(queries, qids, docs, docids, sets, cfg.paradigm.temperature)
+    return {"contrastive_entropy": mean, PER_QUERY: {"contrastive_entropy": per_query}}

@@ -1,29 +1,68 @@
-"""Metrics with ir_measures and the side-by-side results table (one column per system)."""
+"""Metrics with ir_measures and the side-by-side results table (one column per system).
+
+A split's metrics are a flat mapping of measure -> number (nDCG@10, R@1000, the index's size and
+latency, ``contrastive_entropy``), plus ``per_query``: measure -> {qid: value} for every judged
+query, kept so that two systems can be compared query by query (``scaling.analysis.significance``).
+Tables and loggers read the numbers only (``numbers``).
+"""
 
 from __future__ import annotations
 
 import ir_measures
 
 DEFAULT_MEASURES = ["nDCG@10", "RR@10", "R@100", "R@1000"]
+PER_QUERY = "per_query"
+"""Key of a split's per-query measures: {measure: {qid: value}}."""
+
+
+def score_queries(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
+                  measures: list[str] = DEFAULT_MEASURES) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(mean of each measure over the qrels' queries, {measure: {qid: value}}); a query with no
+    results counts as 0 in both."""
+    parsed = [ir_measures.parse_measure(m) for m in measures]
+    names = {p: m for m, p in zip(measures, parsed)}
+    per_query: dict[str, dict[str, float]] = {m: dict.fromkeys(qrels, 0.0) for m in measures}
+    full_run = {qid: run.get(qid, {}) for qid in qrels}
+    for metric in ir_measures.iter_calc(parsed, qrels, full_run):
+        if metric.query_id in qrels:
+            per_query[names[metric.measure]][metric.query_id] = float(metric.value)
+    n = max(len(qrels), 1)
+    return {m: sum(v.values()) / n for m, v in per_query.items()}, per_query
 
 
 def score_run(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
               measures: list[str] = DEFAULT_MEASURES) -> dict[str, float]:
     """Mean of each measure over the qrels' queries (a query with no results counts as 0)."""
-    parsed = [ir_measures.parse_measure(m) for m in measures]
-    full_run = {qid: run.get(qid, {}) for qid in qrels}
-    agg = ir_measures.calc_aggregate(parsed, qrels, full_run)
-    return {m: float(agg[p]) for m, p in zip(measures, parsed)}
+    return score_queries(run, qrels, measures)[0]
 
 
-def format_table(columns: dict[str, dict[str, dict[str, float]]]) -> str:
-    """{column label: {dataset/split: {measure: value}}} -> an aligned text table."""
+def scored(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
+           measures: list[str] = DEFAULT_MEASURES) -> dict:
+    """A split's metrics as results keep them: the means and, under ``per_query``, each query's."""
+    means, per_query = score_queries(run, qrels, measures)
+    return {**means, PER_QUERY: per_query}
+
+
+def numbers(measures: dict) -> dict[str, float]:
+    """A split's metrics without what is not a number (the per-query values)."""
+    return {k: v for k, v in measures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def format_table(columns: dict[str, dict[str, dict[str, float]]], marks: dict | None = None) -> str:
+    """{column label: {dataset/split: {measure: value}}} -> an aligned text table. ``marks``:
+    {column label: {dataset/split: {measure: mark}}}, text put after a value (significance)."""
+    marks = marks or {}
+    columns = {c: {k: numbers(v) for k, v in col.items()} for c, col in columns.items()}
     labels = list(columns)
     keys = list(dict.fromkeys(k for col in columns.values() for k in col))
     measures = list(dict.fromkeys(m for col in columns.values() for v in col.values() for m in v))
+
+    def cell(c, key, m):
+        if key not in columns[c] or m not in columns[c][key]:
+            return "-"
+        return f"{columns[c][key][m]:.4f}" + marks.get(c, {}).get(key, {}).get(m, "")
     head = ["dataset/split", "measure"] + labels
-    rows = [[key, m] + [f"{columns[c][key][m]:.4f}" if key in columns[c] and m in columns[c][key]
-                        else "-" for c in labels] for key in keys for m in measures]
+    rows = [[key, m] + [cell(c, key, m) for c in labels] for key in keys for m in measures]
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
     line = "-" * (sum(widths) + 2 * (len(widths) - 1))

@@ -22,7 +22,7 @@ from typing import Callable
 from scaling.config import REFERENCE_SYSTEMS, RunConfig
 from scaling.evaluation.cache import cached
 from scaling.evaluation.encoder import evaluate_encoder
-from scaling.evaluation.metrics import score_run
+from scaling.evaluation.metrics import scored
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def bm25(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
                    for q, t in dataset.split_queries(split).items()}
         run, lat = searcher.search({"kind": "bm25", "index": str(index), "k": cfg.eval.k,
                                     "k1": cfg.data.bm25.k1, "b": cfg.data.bm25.b, "queries": queries})
-        out[f"{dataset.name}/{split}"] = {**score_run(run, dataset.qrels[split], cfg.eval.measures), **built,
+        out[f"{dataset.name}/{split}"] = {**scored(run, dataset.qrels[split], cfg.eval.measures), **built,
                                           **latency_stats(lat, sum(lat), len(lat))}
     return out
 
@@ -63,11 +63,12 @@ def bm25(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
 def bi_encoder_config(cfg: RunConfig, name: str = "minilm") -> RunConfig:
     """``cfg`` with a packaged sentence-transformers bi-encoder (``minilm``: all-MiniLM-L6-v2;
     ``mpnet``: all-mpnet-base-v2) as a frozen, mean-pooled, normalised dense encoder, as its
-    authors pool it."""
+    authors pool it, its scores read at temperature 0.05 (sentence-transformers' scale of 20) for
+    the contrastive entropy."""
     from scaling.config import DenseHeadConfig, LoraConfig, ModelConfig
     return dataclasses.replace(
         cfg, model=ModelConfig(name=name, lora=LoraConfig(enabled=False), query_prefix="", doc_prefix=""),
-        paradigm=dataclasses.replace(cfg.paradigm, name="dense", terms=[],
+        paradigm=dataclasses.replace(cfg.paradigm, name="dense", terms=[], temperature=0.05,
                                      head=DenseHeadConfig(pooling="mean", normalize=True)),
         eval=dataclasses.replace(cfg.eval, index="flat"))
 
@@ -83,11 +84,11 @@ def mpnet_config(cfg: RunConfig) -> RunConfig:
 def splade_config(cfg: RunConfig) -> RunConfig:
     """``cfg`` with the packaged SPLADE-tiny as a frozen sparse encoder, read as its authors do:
     max over every position (CLS and SEP included) of log(1 + relu(MLM logits)), no prefixes, no
-    logit scaling, no pruning."""
+    logit scaling, no pruning; its scores read at temperature 1 (SPLADE's training loss's)."""
     from scaling.config import LoraConfig, ModelConfig, SparseHeadConfig
     return dataclasses.replace(
         cfg, model=ModelConfig(name="splade-tiny", lora=LoraConfig(enabled=False), query_prefix="", doc_prefix=""),
-        paradigm=dataclasses.replace(cfg.paradigm, name="sparse", terms=[], head=SparseHeadConfig(
+        paradigm=dataclasses.replace(cfg.paradigm, name="sparse", terms=[], temperature=1.0, head=SparseHeadConfig(
             skip_sink=False, skip_prefix=False, scale_logits=False, lexical=False, fold=False,
             doc_top_k=None)))
 
@@ -104,7 +105,7 @@ def encoder_reference(label: str, config: Callable[[RunConfig], RunConfig]) -> S
     def key(cfg, data_dir, splits):
         rcfg = config(cfg)
         return {**_data_key(rcfg, data_dir, splits), "model": dataclasses.asdict(rcfg.model),
-                "head": dataclasses.asdict(rcfg.paradigm.head)}
+                "head": dataclasses.asdict(rcfg.paradigm.head), "temperature": rcfg.paradigm.temperature}
     return System(label, compute, key)
 
 
@@ -118,7 +119,8 @@ def untrained(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
 def _untrained_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
     model = dataclasses.asdict(cfg.model)
     model.pop("lora")  # LoRA at its init changes nothing
-    return {**_data_key(cfg, data_dir, splits), "model": model, "head": dataclasses.asdict(cfg.paradigm.head)}
+    return {**_data_key(cfg, data_dir, splits), "model": model, "head": dataclasses.asdict(cfg.paradigm.head),
+            "temperature": cfg.paradigm.temperature}
 
 
 def trained(cfg: RunConfig, dataset, splits, model, run_dir: Path, shard=None) -> dict | None:
