@@ -61,10 +61,19 @@ def point(axes: dict[str, list], index: int) -> dict[str, str]:
 
 
 def name(pt: dict[str, str]) -> str:
-    """A folder name from a point's values in axis order: group choices as they are, dotted keys
-    as their last part and value (budget.flops=3e13 -> flops3e13)."""
-    parts = [v if "." not in k else f"{k.rsplit('.', 1)[-1]}{v}" for k, v in pt.items()]
+    """A folder name from a point's values in axis order: group choices as they are, other keys
+    as their last part and value (budget.flops=3e13 -> flops3e13, seed=1 -> seed1)."""
+    parts = [v if _is_group(k) else f"{k.rsplit('.', 1)[-1]}{v}" for k, v in pt.items()]
     return "-".join(p.replace("/", "_").replace(" ", "") for p in parts)
+
+
+CODE_GROUPS = ("paradigm", "loss")
+"""Config groups whose options live in scaling/config.py (filed by scaling.cli), not in a folder."""
+
+
+def _is_group(key: str) -> bool:
+    """A config group (``recipes/conf/<key>/``, paradigm, loss), not a key (seed, budget.flops)."""
+    return "." not in key and (key in CODE_GROUPS or (CONF_DIR / key).is_dir())
 
 
 def run_dir(root: str, grid_name: str, pt: dict[str, str]) -> Path:

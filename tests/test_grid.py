@@ -21,6 +21,9 @@ def test_index_and_point_are_inverse_and_names_are_unique():
     assert [grid.point(AXES, i) for i in range(12)] == every
     assert len({grid.name(p) for p in every}) == 12
     assert grid.name(every[5]) == "dense-cl+kd-flops3e13"
+    # group choices as they are, keys as name and value: a seed axis names its folders seed<N>
+    assert grid.name({"seed": "2", "paradigm": "sparse", "size": "tiny", "model.num_layers": "4"}) == \
+        "seed2-sparse-tiny-num_layers4"
     with pytest.raises(ConfigError, match="grid.index: 12 is outside the grid's 12 points"):
         grid.point(AXES, 12)
 
@@ -40,7 +43,7 @@ def test_command_lines_of_each_launcher(tmp_path):
 
 # each CPU grid: (at least this many points, at least this many sizes)
 CPU_GRIDS = {"cpu_grid": (24, 4), "cpu_budget": (24, 2), "cpu_data": (6, 1), "cpu_grid_kd": (30, 5),
-             "supervision": (8, 1), "kd_inbatch": (4, 2)}
+             "supervision": (8, 1), "kd_inbatch": (4, 2), "cpu_seeds": (36, 3), "isoflop": (24, 4)}
 
 
 @pytest.mark.parametrize("experiment", sorted(CPU_GRIDS))
@@ -51,12 +54,14 @@ def test_cpu_grids_compose_every_point(experiment):
     assert len(every) >= n_points and len(axes["size"]) >= n_sizes
     for p in every:
         cfg = parse(compose([f"experiment={experiment}", *[f"{k}={v}" for k, v in p.items()]]))
-        assert cfg.grid.name == experiment and cfg.paradigm.name == p["paradigm"] and cfg.loss.name == p["loss"]
+        assert cfg.grid.name == experiment and cfg.paradigm.name == p["paradigm"]
+        assert cfg.loss.name == p.get("loss", "cl") and cfg.seed == int(p.get("seed", 0))
         assert cfg.trainer.global_batch == 8 and cfg.data.n_negatives == 3
         assert cfg.budget.flops == float(p.get("budget.flops", 2.6e13))
         assert cfg.data.fraction == float(p.get("data.fraction", 1.0))
         assert list(cfg.grid.axes) == list(axes)  # the manifest's axes are the composed ones
-        assert cfg.teacher.name == p.get("teacher", "ensemble" if experiment in ("cpu_grid_kd", "kd_inbatch") else "minilm-ce")
+        assert cfg.teacher.name == p.get("teacher", "minilm-ce" if experiment in ("cpu_grid", "cpu_budget", "cpu_data",
+                                                                               "supervision") else "ensemble")
     assert (CONF / "size" / f"{axes['size'][-1]}.yaml").exists()
 
 
@@ -145,9 +150,10 @@ def test_grid_cli_names_the_known_grids_for_an_unknown_experiment(capsys):
     assert e.value.code == 2
     out = capsys.readouterr()
     assert out.err == ("error: unknown experiment 'nope' (known: cpu_budget, cpu_data, cpu_grid, cpu_grid_kd, "
-                       "kd_inbatch, smoke, supervision)\n")
+                       "cpu_seeds, isoflop, kd_inbatch, smoke, supervision)\n")
     assert out.out == ""
-    assert grid.known_experiments() == ["cpu_budget", "cpu_data", "cpu_grid", "cpu_grid_kd", "kd_inbatch", "smoke",
+    assert grid.known_experiments() == ["cpu_budget", "cpu_data", "cpu_grid", "cpu_grid_kd", "cpu_seeds", "isoflop",
+                                        "kd_inbatch", "smoke",
                                         "supervision"]
 
 
