@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.analysis import records, table  # noqa: E402
+from scaling.analysis import marks, records, significance, table  # noqa: E402
 from scaling.analysis.fit import F_SCALE, FORMS, FitWarning, PowerLawFit, fit_metric  # noqa: E402
 from scaling.io import write_atomic, write_json_atomic  # noqa: E402
 
@@ -76,11 +76,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "needs a wide range of x). Default: power")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per fit (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    parser.add_argument("--baseline", default="bm25",
+                        help="reference system each table's rows are tested against (paired t-test * and "
+                             "randomization test †, Holm-corrected per measure over the table; default: bm25)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the marks (default: 0.05)")
+    parser.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
+                        help="also test each point against the point that differs from it only in KEY "
+                             "(paradigm, loss, size, budget, teacher) set to VALUE, e.g. --versus loss=cl; repeatable")
     parser.add_argument("--strict", action="store_true",
                         help="stop at the first unusable result.json instead of skipping it")
     args = parser.parse_args(argv)
     if args.resamples < 0:
         parser.error("--resamples must be >= 0")
+    if not 0 < args.alpha < 1:
+        parser.error("--alpha must be in (0, 1)")
+    for v in args.versus:
+        key = v.split("=", 1)[0]
+        if "=" not in v or key not in marks.AXES:
+            parser.error(f"--versus {v}: expected KEY=VALUE with KEY one of {', '.join(marks.AXES)}")
     return args
 
 
@@ -128,11 +141,15 @@ def fit_all(series: dict[str, dict[str, list[records.Point]]], split: str, measu
     entries, fits = [], {"params": {}, "flops": {}}
     for vs in ("params", "flops"):
         for name, points in sorted(series[vs].items()):
-            x = [p.params if vs == "params" else p.flops for p in points]
-            metric = [p.metrics[split][measure] for p in points]
+            # through every seed's value, not their mean: the bootstrap then sees the seeds' spread
+            per_seed = [(p, v) for p in points for v in p.seed_values(split, measure)]
+            x = [p.params if vs == "params" else p.flops for p, _ in per_seed]
+            metric = [v for _, v in per_seed]
             entry = {"series": name, "paradigm": points[0].paradigm, "loss": points[0].loss, "vs": vs,
-                     "form": form, "points": [{"size": p.size, "budget": p.budget, "x": xi, "metric": m,
-                                               "seeds": p.seeds, "runs": len(p.runs)} for p, xi, m in zip(points, x, metric)]}
+                     "form": form, "points": [{"size": p.size, "budget": p.budget,
+                                               "x": p.params if vs == "params" else p.flops,
+                                               "metric": p.metrics[split][measure], "per_seed": p.seed_values(split, measure),
+                                               "seeds": p.seeds, "runs": len(p.runs)} for p in points]}
             budgets = {p.budget for p in points}
             if vs == "params" and len(budgets) == 1:
                 entry["budget"] = points[0].budget
@@ -185,7 +202,7 @@ def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[d
 
 
 def render(roots: list[Path], progress, problems, points, refs, split, measure, args, entries, drawn,
-           notes, unfinished=()) -> str:
+           notes, unfinished=(), ref_pq=None) -> str:
     lines = [f"# Report: {', '.join(r.name for r in roots)}", ""]
     n_runs = sum(len(p.runs) for p in points)
     averaged = sum(1 for p in points if len(p.runs) > 1)
@@ -205,7 +222,18 @@ def render(roots: list[Path], progress, problems, points, refs, split, measure, 
         lines += ["", "## Skipped records", ""] + [f"- {p}" for p in problems]
     splits = sorted({s for p in points for s in p.metrics}, key=lambda s: (s != split, s))
     for s in splits:
-        lines += ["", f"## Results: {s}", "", table.runs_table(points, s, refs)]
+        found = marks.point_marks(points, s, ref_pq or {}, args.baseline, args.alpha)
+        lines += ["", f"## Results: {s}", "", table.runs_table(points, s, refs, found)]
+        if found:
+            lines += ["", significance.legend(args.baseline, args.alpha) + ". A point averaged over seeds is tested "
+                      "on its per-query means; the spread column is across seeds (sd; 95% t-interval of the mean "
+                      "with three or more)."]
+    for v in args.versus:
+        key, value = v.split("=", 1)
+        rows = marks.versus(points, split, key, value, measure, args.alpha)
+        lines += ["", f"## Against {key}={value}: {measure} on {split}", ""]
+        lines += [table.versus_table(rows, split, measure, key) if rows else
+                  f"No point has a counterpart with {key}={value} and per-query values."]
     supervision = table.supervision_table(points, split, measure)
     if supervision:
         lines += ["", f"## Students and their teachers: {measure} on {split}", "",
@@ -279,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     entries, fits = fit_all(series, split, args.measure, args.form, args.resamples, args.seed)
     drawn, notes = draw(out, runs, points, series, fits, split, args.measure, refs)
     text = render(roots, progress, problems, points, refs, split, args.measure, args, entries, drawn, notes,
-                  unfinished)
+                  unfinished, records.reference_per_query(runs))
     write_atomic(out / "report.md", lambda f: f.write(text))
     write_json_atomic(out / "fits.json", {"runs_dirs": [str(r) for r in roots], "measure": args.measure, "split": split,
                                           "form": args.form, "resamples": args.resamples, "seed": args.seed,

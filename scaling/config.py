@@ -486,9 +486,19 @@ class EvalConfig:
     this many random negatives, drawn once per dataset and split and saved; 0: not measured."""
     entropy_seed: int = 0
     """The candidate sets' seed (the same for every run, whatever its ``seed``)."""
+    compare_to: str | None = "bm25"
+    """The results table marks each system's difference from this column (a reference system or
+    ``untrained``) when significant: a paired t-test (*) and a paired randomization test (†) on
+    the per-query values, Holm-corrected over the table's systems (scaling/analysis/significance.py);
+    null: no marks."""
+    alpha: float = 0.05
+    """Significance level of those marks."""
 
     def __post_init__(self):
         check(self.entropy_negatives >= 0, "eval.entropy_negatives", "must be >= 0")
+        check(0 < self.alpha < 1, "eval.alpha", "must be in (0, 1)")
+        check(self.compare_to in (None, "untrained", *REFERENCE_SYSTEMS), "eval.compare_to",
+              f"must be untrained, one of {', '.join(REFERENCE_SYSTEMS)}, or null; got {self.compare_to!r}")
         check(self.every_n_steps is None or self.every_n_steps > 0, "eval.every_n_steps", "must be positive or null")
         self.precision = str(self.precision)  # eval.precision=32 arrives as an int
         check(self.precision in ("32", "bf16"), "eval.precision", f"must be 32 or bf16, got {self.precision!r}")
@@ -508,7 +518,7 @@ class EvalConfig:
     def result_settings(self) -> dict:
         """The settings a result depends on (not where or in how many pieces it ran): cache keys."""
         skip = ("baselines", "untrained", "device", "shard", "block", "batch_size", "wait_s", "every_n_steps",
-                "curve_split")
+                "curve_split", "compare_to", "alpha")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 

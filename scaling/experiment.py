@@ -179,12 +179,28 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
               if cfg.grid.name else None,
               "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),
                            "total": round(time.time() - t0, 1)}}
-    write_json_atomic(run_dir / "result.json", result)
     columns = systems.result_columns(result)
+    marks, legend = _significance(cfg.eval, columns, result)
+    write_json_atomic(run_dir / "result.json", result)
     tracker.result(result, columns)
-    print(format_table(columns), flush=True)
+    print(format_table(columns, marks) + legend, flush=True)
     print(f"[run] wrote {run_dir / 'result.json'} ({result['timing_s']['total']:.0f} s)", flush=True)
     return result
+
+
+def _significance(e, columns: dict, result: dict) -> tuple[dict, str]:
+    """Marks for the printed table against ``eval.compare_to``'s column, and the legend under it;
+    the comparisons go into ``result["significance"]``."""
+    from scaling.analysis import marks, significance
+    from scaling.evaluation import systems
+    if not e.compare_to:
+        return {}, ""
+    label = systems.SYSTEMS[e.compare_to].label
+    found, rows = marks.column_comparisons(columns, label, e.alpha)
+    if not rows:
+        return {}, ""
+    result["significance"] = {"baseline": e.compare_to, "alpha": e.alpha, "comparisons": rows}
+    return found, "\n" + significance.legend(label, e.alpha)
 
 
 def evaluate(cfg: EvaluateConfig) -> dict:
@@ -222,8 +238,9 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         metrics = next(iter(references.values()))
     result = {"config": record, "metrics": metrics, "baseline_metrics": untrained, "reference_metrics": references,
               "checkpoint": str(Path(cfg.checkpoint).expanduser()) if cfg.checkpoint else None, "budget": budget}
+    columns = systems.columns(references, untrained, **({"checkpoint": metrics} if cfg.checkpoint else {}))
+    marks, legend = _significance(rcfg.eval, columns, result)
     write_json_atomic(run_dir / "result.json", result)
-    print(format_table(systems.columns(references, untrained, **({"checkpoint": metrics} if cfg.checkpoint else {}))),
-          flush=True)
+    print(format_table(columns, marks) + legend, flush=True)
     print(f"[evaluate] wrote {run_dir / 'result.json'}", flush=True)
     return result

@@ -104,7 +104,10 @@ def test_fits_json_and_table(report):
     for series, alpha in ALPHAS.items():
         for vs in ("params", "flops"):
             f = fits[(series, vs)]
-            assert f["status"] == "ok" and f["form"] == "power" and f["n_points"] == 4
+            # fits go through each seed's value: dense-cl-smollm2-l10 ran with two seeds
+            assert f["status"] == "ok" and f["form"] == "power" and len(f["points"]) == 4
+            assert f["n_points"] == sum(len(p["per_seed"]) for p in f["points"]) == \
+                4 + (series == "dense/cl" and any(p["size"] == "smollm2-l10" for p in f["points"]))
             assert f["paradigm"] + "/" + f["loss"] == series and f["objective"] == "huber"
             assert f["params"]["alpha"] == pytest.approx(alpha, abs=0.02)
             lo, hi = f["ci"]["alpha"]
@@ -244,7 +247,11 @@ def test_one_seed_in_two_grids_is_a_repeat_not_two_seeds(tmp_path):
     assert point.metrics["pycode/test"]["nDCG@10"] == pytest.approx(0.31)
     point, cell = seeds_cell(["grid_a", "grid_b", "seed"])
     assert (point.seeds, cell) == (2, "2 (3 runs)")
-    assert point.metrics["pycode/test"]["nDCG@10"] == pytest.approx(1.02 / 3)
+    # the repeated seed is averaged first (0.31), so it does not count twice against the other (0.40)
+    assert point.metrics["pycode/test"]["nDCG@10"] == pytest.approx((0.31 + 0.40) / 2)
+    assert point.seed_values("pycode/test", "nDCG@10") == pytest.approx([0.31, 0.40])
+    s = point.spread["pycode/test"]["nDCG@10"]
+    assert (s.n, s.lo, s.hi) == (2, None, None) and s.sd == pytest.approx(0.09 / 2 ** 0.5)  # no interval from two
 
 
 # --- a report needs a result ---------------------------------------------------------------------

@@ -13,8 +13,10 @@ when the record has one (and the point sets no ``model.num_layers``), else the o
 ``model.num_layers`` are the record's (``smollm2-135m`` cut to 1 layer is ``smollm2-l1``), else what
 one would type (``tiny model.num_layers=1``), so that the report's rows read like the commands.
 
-``average(runs)`` merges runs that differ only in their seed into one ``Point`` (measures
-averaged, the number of seeds kept); ``grid_progress(root)`` compares ``root/grid.json`` with the
+``average(runs)`` merges runs that differ only in their seed into one ``Point``: measures
+averaged over seeds (repeats of one seed averaged first), their spread across seeds
+(``Point.spread``: sd, and a 95% t-interval of the mean with three or more seeds), and each query's
+measures averaged (``Point.per_query``, for paired tests); ``grid_progress(root)`` compares ``root/grid.json`` with the
 run folders; ``unfinished_runs(root)`` finds run folders that never wrote a result (failed,
 stopped or still running). Nothing here writes to disk.
 """
@@ -71,6 +73,11 @@ class Run:
     None for a run that does not distil."""
     teacher_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     """The teacher's report card ({split: {measure: value}}) as the run recorded it."""
+    per_query: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict, repr=False)
+    """{split: {measure: {qid: value}}} of the trained model (results written before per-query
+    measures were kept have none)."""
+    reference_per_query: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict, repr=False)
+    """{system: {split: {measure: {qid: value}}}} of the reference systems."""
 
     @property
     def key(self) -> tuple:
@@ -99,12 +106,60 @@ class Point:
     """The nominal FLOP budget (``config.budget.flops``), None under token or step budgets."""
     teacher: str | None = None
     teacher_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    spread: dict[str, dict[str, "Spread"]] = field(default_factory=dict)
+    """{split: {measure: Spread}} across seeds."""
+    per_query: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict, repr=False)
+    """{split: {measure: {qid: mean over the runs}}}, where every run kept them."""
+
+    def seed_values(self, split: str, measure: str) -> list[float]:
+        """The measure of each seed (repeats of a seed averaged): what fits go through."""
+        by_seed: dict = defaultdict(list)
+        for r in self.runs:
+            if measure in r.metrics.get(split, {}):
+                by_seed[r.seed].append(r.metrics[split][measure])
+        return [sum(v) / len(v) for _, v in sorted(by_seed.items(), key=lambda kv: str(kv[0]))]
 
     @property
     def series(self) -> str:
         """``paradigm/loss``, and ``@teacher`` for a distilling run: a loss is only as good as
         the teacher it copies, so runs from two teachers are two series."""
         return f"{self.paradigm}/{self.loss}" + (f"@{self.teacher}" if self.teacher else "")
+
+
+@dataclass
+class Spread:
+    """A measure across seeds: their number, standard deviation (ddof 1; None for one seed) and a
+    95% t-interval of the mean (None under three seeds: two say little about the spread)."""
+
+    n: int
+    mean: float
+    sd: float | None
+    lo: float | None
+    hi: float | None
+
+
+def spread(values: list[float]) -> Spread:
+    import math
+
+    from scipy import stats
+    n, mean = len(values), sum(values) / len(values)
+    if n < 2:
+        return Spread(n, mean, None, None, None)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    if n < 3:
+        return Spread(n, mean, sd, None, None)
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return Spread(n, mean, sd, mean - half, mean + half)
+
+
+def _per_query(value) -> dict[str, dict[str, dict[str, float]]]:
+    """{split: {measure: {qid: value}}} from a metrics mapping whose splits hold ``per_query``."""
+    out = {}
+    for split, m in (value or {}).items():
+        pq = m.get("per_query") if isinstance(m, dict) else None
+        if isinstance(pq, dict):
+            out[split] = {k: {q: float(x) for q, x in v.items()} for k, v in pq.items() if isinstance(v, dict)}
+    return out
 
 
 def _get(data: dict, dotted: str, path: Path, required: bool = True):
@@ -243,7 +298,9 @@ def read_run(path: Path) -> Run:
                reference={name: _measures(v, path, f"reference_metrics.{name}") for name, v in reference.items()},
                curve=[c for c in curve if isinstance(c, dict) and "step" in c and isinstance(c.get("metrics"), dict)],
                teacher=None if teacher is None else str(teacher),
-               teacher_metrics=_measures(card, path, "teacher.card") if isinstance(card, dict) else {})
+               teacher_metrics=_measures(card, path, "teacher.card") if isinstance(card, dict) else {},
+               per_query=_per_query(_get(data, "metrics", path)),
+               reference_per_query={name: _per_query(v) for name, v in reference.items() if isinstance(v, dict)})
 
 
 def find_results(root: Path) -> list[Path]:
@@ -293,24 +350,57 @@ def _mean_measures(dicts: list[dict[str, dict[str, float]]]) -> dict[str, dict[s
     return {s: {k: sum(v) / len(v) for k, v in m.items()} for s, m in acc.items()}
 
 
+def _mean_per_query(runs: list[Run]) -> dict[str, dict[str, dict[str, float]]]:
+    """Each query's measure averaged over ``runs``, for the splits and measures every run kept."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for split in set.intersection(*(set(r.per_query) for r in runs)):
+        for measure in set.intersection(*(set(r.per_query[split]) for r in runs)):
+            tables = [r.per_query[split][measure] for r in runs]
+            qids = set(tables[0])
+            if all(set(t) == qids for t in tables):
+                out.setdefault(split, {})[measure] = {q: sum(t[q] for t in tables) / len(tables) for q in qids}
+    return out
+
+
 def average(runs: list[Run]) -> list[Point]:
-    """One point per (paradigm, loss, size, fraction, budget, teacher): its runs averaged (over seeds, and over
-    repeats of a seed); sorted by paradigm, loss, then parameters."""
+    """One point per (paradigm, loss, size, fraction, budget, teacher): its measures averaged over
+    seeds (repeats of a seed averaged first, so a repeated seed does not count twice), their spread
+    across seeds, and each query's measures; sorted by paradigm, loss, then parameters."""
     groups: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
         groups[run.key].append(run)
     points = []
     for (paradigm, loss, size, fraction, budget, teacher), group in groups.items():
         steps = [r.steps for r in group if r.steps is not None]
-        points.append(Point(paradigm=paradigm, loss=loss, size=size, fraction=fraction, budget=budget,
-                            params=sum(r.params for r in group) / len(group),
-                            flops=sum(r.flops for r in group) / len(group),
-                            steps=sum(steps) / len(steps) if steps else None,
-                            metrics=_mean_measures([r.metrics for r in group]),
-                            baseline=_mean_measures([r.baseline for r in group]),
-                            seeds=len({r.seed for r in group}), runs=group, budget_flops=group[0].budget_flops,
-                            teacher=teacher, teacher_metrics=group[0].teacher_metrics))
+        by_seed: dict = defaultdict(list)
+        for r in group:
+            by_seed[r.seed].append(r)
+        per_seed = [_mean_measures([r.metrics for r in rs]) for rs in by_seed.values()]
+        point = Point(paradigm=paradigm, loss=loss, size=size, fraction=fraction, budget=budget,
+                      params=sum(r.params for r in group) / len(group),
+                      flops=sum(r.flops for r in group) / len(group),
+                      steps=sum(steps) / len(steps) if steps else None,
+                      metrics=_mean_measures(per_seed),
+                      baseline=_mean_measures([r.baseline for r in group]),
+                      seeds=len(by_seed), runs=group, budget_flops=group[0].budget_flops,
+                      teacher=teacher, teacher_metrics=group[0].teacher_metrics,
+                      per_query=_mean_per_query(group))
+        point.spread = {split: {m: spread([s[split][m] for s in per_seed if m in s.get(split, {})])
+                                for m in measures} for split, measures in point.metrics.items()}
+        points.append(point)
     return sorted(points, key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, p.fraction, p.budget))
+
+
+def reference_per_query(runs: list[Run]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """The reference systems' per-query measures (system -> split -> measure -> qid -> value),
+    each taken from the first record that has it."""
+    out: dict = {}
+    for run in runs:
+        for system, splits in run.reference_per_query.items():
+            for split, measures in splits.items():
+                for measure, values in measures.items():
+                    out.setdefault(system, {}).setdefault(split, {}).setdefault(measure, values)
+    return out
 
 
 def references(runs: list[Run]) -> dict[str, dict[str, dict[str, float]]]:

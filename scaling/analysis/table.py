@@ -11,7 +11,7 @@ import math
 
 from scaling.analysis.records import Point
 
-MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000")
+MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000", "contrastive_entropy")
 
 
 def _num(value, fmt: str = ".4f") -> str:
@@ -45,33 +45,51 @@ def _seeds(p: Point) -> str:
     return str(p.seeds) if len(p.runs) == p.seeds else f"{p.seeds} ({len(p.runs)} runs)"
 
 
-def runs_table(points: list[Point], split: str, references: dict | None = None) -> str:
+def _spread(p: Point, split: str, measure: str) -> str:
+    """"sd 0.0040 [0.441, 0.462]": the measure's spread across seeds (the interval with three or more)."""
+    s = p.spread.get(split, {}).get(measure)
+    if s is None or s.sd is None:
+        return "-"
+    return f"sd {s.sd:.4f}" + (f" [{s.lo:.4f}, {s.hi:.4f}]" if s.lo is not None else "")
+
+
+def runs_table(points: list[Point], split: str, references: dict | None = None, marks: dict | None = None,
+               spread_of: str = "nDCG@10") -> str:
     """Rows: paradigm, loss, size (by non-embedding parameters); columns: params (M), steps,
-    training FLOPs, the measures present, the untrained backbone's nDCG@10 and the seeds averaged.
-    A data-fraction column appears when some point trained on part of the data, a budget column
-    when the points differ in budget. Reference systems follow, one row each."""
+    training FLOPs, the measures present (means over seeds), the spread of ``spread_of`` across
+    seeds (sd, and a 95% t-interval of the mean with three or more seeds), the untrained backbone's
+    nDCG@10 and the seeds averaged. A data-fraction column appears when some point trained on part
+    of the data, a budget column when the points differ in budget. Reference systems follow, one
+    row each. ``marks``: {id(point) or system name: {measure: mark}}, put after the value
+    (significance against a baseline: ``scaling.analysis.significance``)."""
+    marks = marks or {}
     points = sorted((p for p in points if split in p.metrics),
                     key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, -p.fraction, p.budget))
     measures = measures_present(points, split, references)
     with_fraction = any(p.fraction != 1.0 for p in points)
     with_budget = len({p.budget for p in points}) > 1
+    with_spread = any(p.seeds > 1 for p in points)
     header = ["paradigm", "loss", "size"] + (["data"] if with_fraction else []) + \
              (["budget"] if with_budget else []) + \
-             ["params (M)", "steps", "FLOPs"] + measures + ["untrained nDCG@10", "seeds"]
+             ["params (M)", "steps", "FLOPs"] + measures + ([f"{spread_of} across seeds"] if with_spread else []) + \
+             ["untrained nDCG@10", "seeds"]
+
+    def cells(m: dict, key) -> list[str]:
+        return [_num(m.get(k)) + (marks.get(key, {}).get(k, "") if m.get(k) is not None else "") for k in measures]
     rows = []
     for p in points:
         m = p.metrics[split]
         rows.append([p.paradigm, p.loss + (f" @{p.teacher}" if p.teacher else ""), p.size] + ([f"{p.fraction:g}"] if with_fraction else [])
                     + ([p.budget] if with_budget else [])
                     + [f"{p.params / 1e6:.2f}", _num(p.steps, ".0f"), _num(p.flops, ".3g")]
-                    + [_num(m.get(k)) for k in measures]
+                    + cells(m, id(p)) + ([_spread(p, split, spread_of)] if with_spread else [])
                     + [_num(p.baseline.get(split, {}).get("nDCG@10")), _seeds(p)])
     for system, splits in (references or {}).items():
         if split not in splits:
             continue
         m = splits[split]
         rows.append([system, "(reference)", "-"] + (["-"] if with_fraction else []) + (["-"] if with_budget else [])
-                    + ["-", "-", "-"] + [_num(m.get(k)) for k in measures] + ["-", "-"])
+                    + ["-", "-", "-"] + cells(m, system) + (["-"] if with_spread else []) + ["-", "-"])
     return _table(header, rows)
 
 
@@ -119,3 +137,35 @@ def supervision_table(points: list[Point], split: str, measure: str = "nDCG@10")
         return ""
     return _table(["paradigm", "loss", "size", "teacher", f"teacher {measure}", f"student {measure}",
                    "student / teacher"], rows)
+
+
+def _paired_seeds(p: Point, anchor: Point, split: str, measure: str) -> str:
+    """"3 of 3": in how many of the seeds both points ran the difference has the sign of the mean."""
+    def by_seed(q: Point) -> dict:
+        out: dict = {}
+        for r in q.runs:
+            if measure in r.metrics.get(split, {}):
+                out.setdefault(r.seed, []).append(r.metrics[split][measure])
+        return {k: sum(v) / len(v) for k, v in out.items()}
+    mine, theirs = by_seed(p), by_seed(anchor)
+    common = sorted(set(mine) & set(theirs), key=str)
+    if not common:
+        return "-"
+    diffs = [mine[k] - theirs[k] for k in common]
+    sign = 1 if sum(diffs) >= 0 else -1
+    return f"{sum(1 for d in diffs if d * sign > 0)} of {len(common)}"
+
+
+def versus_table(rows: list, split: str, measure: str, key: str) -> str:
+    """One row per (point, counterpart, Comparison) from ``marks.versus``: the point, its and its
+    counterpart's ``measure`` (means over seeds), the difference, the Holm-adjusted p-values of both
+    tests and their mark, and in how many shared seeds the difference has the mean's sign."""
+    header = ["paradigm", "loss", "size", "budget", measure, f"at {key}=...", "difference", "t-test p (Holm)",
+              "randomization p (Holm)", "mark", "same sign in seeds"]
+    out = []
+    for p, anchor, c in rows:
+        out.append([p.paradigm, p.loss + (f" @{p.teacher}" if p.teacher else ""), p.size, p.budget,
+                    _num(p.metrics[split].get(measure)), f"{_num(anchor.metrics[split].get(measure))} "
+                    f"({getattr(anchor, key)})", f"{c.diff:+.4f}", f"{c.t_p_holm:.2g}", f"{c.rand_p_holm:.2g}",
+                    c.mark or "-", _paired_seeds(p, anchor, split, measure)])
+    return _table(header, out)

@@ -1,0 +1,67 @@
+"""Significance marks on results tables (scaling/analysis/marks.py): the glue between per-query
+values in results and the paired tests (whose p-values tests/test_significance.py checks)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scaling.analysis import marks, records, significance, table
+from scaling.evaluation.metrics import format_table
+
+QIDS = [f"q{i:03d}" for i in range(60)]
+SPLIT = "x/test"
+
+
+def values(shift: float, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    return {q: float(np.clip(0.4 + shift + rng.normal(0, 0.2), 0, 1)) for q in QIDS}
+
+
+def metrics(pq: dict[str, float]) -> dict:
+    return {"nDCG@10": sum(pq.values()) / len(pq), "per_query": {"nDCG@10": pq}}
+
+
+def run(loss: str, size: str, seed: int, pq: dict[str, float], teacher: str | None = None) -> records.Run:
+    return records.Run(path=Path(f"/r/{loss}-{size}-{seed}"), paradigm="dense", loss=loss, size=size, fraction=1.0,
+                       seed=seed, budget="1e+13 FLOPs", params=1_000_000 * int(size[1:]), flops=1e13, steps=10,
+                       metrics={SPLIT: {"nDCG@10": sum(pq.values()) / len(pq)}}, teacher=teacher,
+                       per_query={SPLIT: {"nDCG@10": pq}})
+
+
+def test_a_runs_table_marks_what_differs_from_its_baseline_column():
+    base = values(0, 1)
+    columns = {"BM25": {SPLIT: metrics(base)}, "same": {SPLIT: metrics(dict(base))},
+               "better": {SPLIT: metrics({q: min(1.0, v + 0.3) for q, v in base.items()})}}
+    found, rows = marks.column_comparisons(columns, "BM25")
+    assert found["better"][SPLIT]["nDCG@10"] == "*†" and found["same"][SPLIT]["nDCG@10"] == ""
+    # the adjusted p-values are Holm over the table's two comparisons
+    raw = [significance.paired_t(base, columns[k][SPLIT]["per_query"]["nDCG@10"]) for k in ("same", "better")]
+    assert [r["t_p_holm"] for r in rows] == pytest.approx(significance.holm(raw), abs=1e-12)
+    text = format_table(columns, found)
+    assert "*†" in text.splitlines()[2] and "per_query" not in text
+    assert marks.column_comparisons(columns, "no such column") == ({}, [])
+
+
+def test_points_are_tested_on_their_per_query_means_over_seeds_and_matched_by_everything_else():
+    base = values(0, 1)
+    runs = [run("cl", "l1", s, values(0.0, 10 + s)) for s in range(3)]
+    runs += [run("cl+kd", "l1", s, values(0.25, 20 + s), teacher="ens") for s in range(3)]
+    runs += [run("cl+kd", "l2", 0, values(0.25, 30), teacher="ens")]  # no cl at l2: no counterpart
+    points = records.average(runs)
+    cl = next(p for p in points if p.loss == "cl")
+    want = {q: np.mean([r.per_query[SPLIT]["nDCG@10"][q] for r in runs[:3]]) for q in QIDS}
+    assert cl.per_query[SPLIT]["nDCG@10"] == pytest.approx(want)
+    s = cl.spread[SPLIT]["nDCG@10"]
+    assert s.n == 3 and s.lo < cl.metrics[SPLIT]["nDCG@10"] < s.hi  # three seeds: an interval
+    ref_pq = {"bm25": {SPLIT: {"nDCG@10": base}}}
+    found = marks.point_marks(points, SPLIT, ref_pq, "bm25")
+    assert {id(p) for p in points} == set(found)
+    pairs = marks.versus(points, SPLIT, "loss", "cl")
+    assert [(p.loss, p.size, a.loss) for p, a, _ in pairs] == [("cl+kd", "l1", "cl")]  # teacher ignored for loss
+    (_, _, c), = pairs
+    assert c.diff > 0.15 and c.mark == "*†"
+    rows = table.versus_table(pairs, SPLIT, "nDCG@10", "loss")
+    assert "3 of 3" in rows and "(cl)" in rows
+    with pytest.raises(ValueError, match="not one of"):
+        marks.versus(points, SPLIT, "colour", "red")
