@@ -47,12 +47,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaling.analysis import marks, records, significance, table  # noqa: E402
+from scaling.analysis import law_report, marks, records, significance, table  # noqa: E402
 from scaling.analysis.fit import F_SCALE, FORMS, FitWarning, PowerLawFit, fit_metric  # noqa: E402
 from scaling.io import write_atomic, write_json_atomic  # noqa: E402
 
 FIGURES = {"params": "scaling_params.png", "flops": "scaling_flops.png",
-           "curves": "curves.png", "fraction": "fraction.png", "supervision": "supervision.png"}
+           "curves": "curves.png", "fraction": "fraction.png", "supervision": "supervision.png",
+           "isoflop": "isoflop.png"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -201,8 +202,28 @@ def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[d
     return drawn, notes
 
 
+def law_sections(points, split: str, args, out: Path, drawn: dict) -> tuple[list[tuple[str, str]], dict]:
+    """(titled markdown sections, their fits.json record): backtests, Fang's form on the
+    contrastive entropy, the IsoFLOP compute-optimal size (scaling/analysis/law_report.py)."""
+    sections, record = [], {}
+    text, record["backtests"] = law_report.backtests(points, split, args.measure, args.resamples, args.seed)
+    if text:
+        sections.append((f"Backtests: {args.measure} on {split}", text))
+    text, record["entropy_fits"] = law_report.entropy_fits(points, split, args.resamples, args.seed)
+    if text:
+        sections.append((f"Contrastive entropy fits (Fang et al.) on {split}", text))
+    text, record["isoflop"], path = law_report.isoflop(points, split, args.measure, args.resamples, args.seed, out)
+    if text:
+        sections.append((f"Compute-optimal size (IsoFLOP): {args.measure} on {split}", text))
+    if path is not None:
+        drawn["isoflop"] = path
+    else:
+        (out / FIGURES["isoflop"]).unlink(missing_ok=True)
+    return sections, record
+
+
 def render(roots: list[Path], progress, problems, points, refs, split, measure, args, entries, drawn,
-           notes, unfinished=(), ref_pq=None) -> str:
+           notes, unfinished=(), ref_pq=None, trust=()) -> str:
     lines = [f"# Report: {', '.join(r.name for r in roots)}", ""]
     n_runs = sum(len(p.runs) for p in points)
     averaged = sum(1 for p in points if len(p.runs) > 1)
@@ -249,6 +270,8 @@ def render(roots: list[Path], progress, problems, points, refs, split, measure, 
                   "under one budget (one series per budget when there are several); against training FLOPs "
                   "(flops) each FLOP budget gives its best size, the compute frontier (under token or step "
                   "budgets every point). A (original units) and every interval are in fits.json.", "", table.fits_table(entries)]
+    for title, text in trust:
+        lines += ["", f"## {title}", "", text]
     if drawn or notes:
         lines += ["", "## Figures", ""]
         lines += [f"![{key}]({path.name})" for key, path in drawn.items()]
@@ -306,12 +329,14 @@ def main(argv: list[str] | None = None) -> int:
               "flops": records.flops_series(points, split, args.measure)}
     entries, fits = fit_all(series, split, args.measure, args.form, args.resamples, args.seed)
     drawn, notes = draw(out, runs, points, series, fits, split, args.measure, refs)
+    trust, trust_record = law_sections(points, split, args, out, drawn)
     text = render(roots, progress, problems, points, refs, split, args.measure, args, entries, drawn, notes,
-                  unfinished, records.reference_per_query(runs))
+                  unfinished, records.reference_per_query(runs), trust)
     write_atomic(out / "report.md", lambda f: f.write(text))
     write_json_atomic(out / "fits.json", {"runs_dirs": [str(r) for r in roots], "measure": args.measure, "split": split,
                                           "form": args.form, "resamples": args.resamples, "seed": args.seed,
-                                          "huber_f_scale": F_SCALE, "seeds_averaged": True, "fits": entries})
+                                          "huber_f_scale": F_SCALE, "seeds_averaged": True, "fits": entries,
+                                          **trust_record})
     print(text)
     for note in notes:
         print(f"[report] {note}")

@@ -80,12 +80,26 @@ class PowerLawFit:
     objective: str = "huber"
     """The loss minimised: huber, or linear (plain least squares)."""
     f_scale: float = F_SCALE
+    draws: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False, compare=False)
+    """The bootstrap's parameter rows (A, alpha[, E]), kept for prediction intervals; not in as_dict."""
 
     def predict(self, x) -> np.ndarray:
         """The fitted error A * x^-alpha (+ E) at ``x`` (original units)."""
         x = np.asarray(x, dtype=float)
         y = self.params["A"] * x ** (-self.params["alpha"])
         return y + self.params.get("E", 0.0)
+
+    def predict_interval(self, x, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of the predicted error at ``x`` over the bootstrap draws (NaN
+        without draws)."""
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        if self.draws.size == 0:
+            nan = np.full(x.shape, np.nan)
+            return nan, nan
+        d = self.draws
+        y = d[:, :1] * x[None, :] ** (-d[:, 1:2]) + (d[:, 2:3] if d.shape[1] > 2 else 0.0)
+        tail = 100 * (1 - level) / 2
+        return np.percentile(y, tail, axis=0), np.percentile(y, 100 - tail, axis=0)
 
     def predict_metric(self, x) -> np.ndarray:
         """The metric the fit implies: 1 - predicted error."""
@@ -95,6 +109,7 @@ class PowerLawFit:
         """Plain JSON-ready values: tuples become lists, NaN (no interval, no R^2) becomes null, so
         that strict JSON readers (jq, browsers) read fits.json."""
         out = asdict(self)
+        out.pop("draws", None)
         out["ci"] = {k: [_finite(lo), _finite(hi)] for k, (lo, hi) in self.ci.items()}
         out["r2"] = _finite(self.r2)
         out["x_range"] = [float(v) for v in self.x_range]
@@ -313,7 +328,8 @@ def fit_power_law(x, error, form: str = "power", series: str = "series", resampl
         warnings.warn(f"{series}: {note}", FitWarning, stacklevel=2)
     return PowerLawFit(series=series, form=form, params=_to_params(theta, scale, floor), ci=ci, r2=r2,
                        n_points=int(x.size), x_range=(float(x.min()), float(x.max())), warnings=notes,
-                       skipped_resamples=skipped, resamples=len(draws) + skipped, objective=loss, f_scale=f_scale)
+                       skipped_resamples=skipped, resamples=len(draws) + skipped, objective=loss, f_scale=f_scale,
+                       draws=draws)
 
 
 def _bootstrap(u, ly, floor, theta, n_params, resamples, seed, loss, f_scale, scale):

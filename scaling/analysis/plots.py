@@ -13,7 +13,10 @@
 - ``fraction_plot``: the metric against the share of training data, for points that differ only
   in it;
 - ``supervision_plot``: a distilled student's metric against its teacher's, for points that
-  differ only in their teacher.
+  differ only in their teacher;
+- ``isoflop_plot``: IsoFLOP curves (error against size per FLOP budget, each budget's parabola and
+  vertex) beside the compute-optimal size N*(C) with its fitted line and bootstrap band, extended
+  to the budgets it is asked to predict.
 
 Each returns the path written, or None when it has nothing to draw (the caller says so). Files
 are written atomically (a temporary sibling, then a rename).
@@ -330,4 +333,60 @@ def supervision_plot(points: list[Point], split: str, measure: str, path: Path, 
     ax.set_title(f"Supervision quality: student vs teacher, {split}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def isoflop_plot(fits: dict, runs: dict, path: Path, measure_label: str = "1 - nDCG@10",
+                 extra: dict[str, float] | None = None) -> Path | None:
+    """``fits``: {series: laws.IsoFLOPFit}; ``runs``: {series: (budgets, sizes, errors)} arrays.
+    Left: each series' runs and parabolas per budget; right: N* against C, the line and its band
+    over the budgets and ``extra`` ({label: C}), where the predictions are marked."""
+    fits = {k: f for k, f in fits.items() if f.budgets}
+    if not fits:
+        return None
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for i, (name, fit) in enumerate(sorted(fits.items())):
+        c, n, y = (np.asarray(v, dtype=float) for v in runs[name])
+        for j, b in enumerate(fit.budgets):
+            style = {"color": f"C{(2 * i + j) % 10}"}
+            m = c == b.flops
+            left.scatter(n[m], y[m], s=12, alpha=0.5, marker=_MARKERS[i % len(_MARKERS)], **style)
+            u = np.linspace(math.log(min(b.sizes)), math.log(max(b.sizes)), 60)
+            left.plot(np.exp(u), np.polyval(b.coeffs, u), linewidth=1,
+                      label=f"{name} @ {b.flops:.2g}", **style)
+            if b.n_star is not None and b.inside:
+                left.scatter([b.n_star], [np.polyval(b.coeffs, math.log(b.n_star))], marker="*", s=90,
+                             edgecolor="black", **style)
+        usable = [b for b in fit.budgets if b.inside]
+        right.scatter([b.flops for b in usable], [b.n_star for b in usable], marker=_MARKERS[i % len(_MARKERS)],
+                      color=f"C{i}", label=f"{name}: vertices")
+        if fit.a is not None:
+            lo_c = min(b.flops for b in fit.budgets)
+            hi_c = max([b.flops for b in fit.budgets] + list((extra or {}).values()))
+            cs = np.logspace(math.log10(lo_c), math.log10(hi_c), 80)
+            right.plot(cs, fit.predict(cs), color=f"C{i}", linewidth=1,
+                       label=f"{name}: N* = {fit.k:.2g} C^{fit.a:.2f}")
+            blo, bhi = fit.predict_interval(cs)
+            if np.all(np.isfinite(blo)):
+                right.fill_between(cs, blo, bhi, color=f"C{i}", alpha=0.15)
+            for label, cx in (extra or {}).items():
+                right.scatter([cx], [float(fit.predict(cx))], marker="x", color=f"C{i}")
+                right.annotate(label, (cx, float(fit.predict(cx))), fontsize=POINT_FONTSIZE,
+                               xytext=(3, 3), textcoords="offset points")
+    left.set_xscale("log")
+    left.set_xlabel(X_LABELS["params"])
+    left.set_ylabel(measure_label)
+    left.set_title("IsoFLOP curves (star: vertex inside the sizes run)")
+    left.legend(fontsize=6)
+    if any(b.inside for f in fits.values() for b in f.budgets):
+        right.set_xscale("log")
+        right.set_yscale("log")
+        right.legend(fontsize=6)
+    else:
+        right.text(0.5, 0.5, "no budget has its minimum\ninside the sizes run", ha="center", va="center",
+                   transform=right.transAxes)
+    right.set_xlabel(X_LABELS["flops"])
+    right.set_ylabel("compute-optimal N*")
+    right.set_title("N*(C)")
     return _save(fig, path)

@@ -1,0 +1,235 @@
+"""How far the report's scaling laws can be trusted: backtests, the compute-optimal size, Fang's form.
+
+A law exists to predict runs nobody can afford, so each is checked against a run it did not see:
+
+- ``backtest``: refit a series without its largest x (every seed there), predict that x with the
+  bootstrap's 95% interval (``PowerLawFit.predict_interval``) and compare with the measured mean.
+  A measured value outside the interval is a miss, flagged in ``backtest_table``.
+- ``isoflop`` (Hoffmann et al.'s approach 2): per FLOP budget C, a parabola of the error in log N
+  (every run a point, seeds included) whose vertex is N*(C); across budgets whose vertex is a
+  minimum inside their range of N, the line log N* = log k + a log C. Its interval: a bootstrap
+  that resamples runs within each budget and refits everything (``resamples``, seeded); a resample
+  in which some budget loses its inner minimum or its three sizes is skipped and counted.
+- ``fang``: Fang et al. (2024) fit contrastive entropy as L(N) = (A/N)^alpha + delta, which is
+  ``power_floor``'s A' N^-alpha + E with A = A'^(1/alpha), delta = E.
+
+Nothing here writes to disk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scaling.analysis.fit import DISTINCT_RTOL, FORMS, PowerLawFit, distinct, fit_power_law
+
+
+@dataclass
+class Backtest:
+    """A fit without its largest x, against the runs there. Values are errors (1 - metric) or losses."""
+
+    series: str
+    held_x: float
+    measured: float
+    """Mean over the held-out runs."""
+    held_runs: int
+    predicted: float
+    lo: float
+    hi: float
+    n_fit: int
+    refused: str | None = None
+
+    @property
+    def inside(self) -> bool:
+        return self.refused is None and bool(self.lo <= self.measured <= self.hi)
+
+    def as_dict(self) -> dict:
+        out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+        return {**out, "inside": self.inside}
+
+
+def backtest(x, y, form: str = "power", series: str = "series", resamples: int = 1000, seed: int = 0) -> Backtest:
+    """Hold out every point within 1% of the largest x, fit the rest, predict the held x. With too
+    few distinct x left for ``form``, a Backtest with ``refused`` set (and NaN numbers)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    held = x >= x.max() / (1 + DISTINCT_RTOL)
+    measured, nan = float(y[held].mean()), float("nan")
+    left = distinct(x[~held])
+    if left < len(FORMS[form]) + 1:  # at least one point more than parameters, or the fit interpolates
+        return Backtest(series, float(x.max()), measured, int(held.sum()), nan, nan, nan, int((~held).sum()),
+                        refused=f"{left} distinct x below the largest: {form} needs {len(FORMS[form]) + 1}")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = fit_power_law(x[~held], y[~held], form=form, series=series, resamples=resamples, seed=seed)
+    lo, hi = fit.predict_interval(x.max())
+    return Backtest(series, float(x.max()), measured, int(held.sum()), float(fit.predict(x.max())),
+                    float(lo[0]), float(hi[0]), int((~held).sum()))
+
+
+def backtest_table(backtests: list[Backtest], as_metric: bool = True, vs: str = "x") -> str:
+    """Markdown: series | held-out x | runs | measured | predicted [95% interval] | verdict; errors
+    shown as the metric (1 - error) when ``as_metric``."""
+    def show(v: float) -> float:
+        return 1 - v if as_metric else v
+    rows = ["| series | held-out " + vs + " | runs held out | measured | predicted [95% interval] | verdict |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for b in backtests:
+        if b.refused:
+            rows.append(f"| {b.series} | {b.held_x:.3g} | {b.held_runs} | {show(b.measured):.4f} | - | refused: {b.refused} |")
+            continue
+        lo, hi = sorted((show(b.lo), show(b.hi)))
+        rows.append(f"| {b.series} | {b.held_x:.3g} | {b.held_runs} | {show(b.measured):.4f} | "
+                    f"{show(b.predicted):.4f} [{lo:.4f}, {hi:.4f}] | "
+                    + ("inside" if b.inside else "**missed**") + " |")
+    return "\n".join(rows)
+
+
+@dataclass
+class Budget:
+    """One FLOP budget's parabola: error = c2 u^2 + c1 u + c0 with u = ln N."""
+
+    flops: float
+    sizes: list[float]
+    mean_error: list[float]
+    coeffs: list[float]
+    n_star: float | None
+    """The vertex exp(-c1 / 2 c2); None without a minimum (c2 <= 0)."""
+    inside: bool
+    """The vertex is a minimum within [min N, max N]."""
+    best_measured: float
+    """The size with the lowest mean error."""
+
+    @property
+    def note(self) -> str:
+        if self.n_star is None:
+            return "no minimum (the parabola opens downwards)"
+        if not self.inside:
+            return "vertex outside the sizes run (best size at the end of the ladder)"
+        return "inside"
+
+
+@dataclass
+class IsoFLOPFit:
+    """Per-budget vertices and the line N* = k C^a through the usable ones, with bootstrap intervals."""
+
+    budgets: list[Budget]
+    k: float | None = None
+    a: float | None = None
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    refused: str | None = None
+    resamples: int = 0
+    skipped: int = 0
+    draws: np.ndarray = field(default_factory=lambda: np.empty((0, 2)), repr=False)
+    """(log k, a) per kept resample."""
+
+    def predict(self, c) -> np.ndarray:
+        return self.k * np.asarray(c, dtype=float) ** self.a
+
+    def predict_interval(self, c, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        c = np.atleast_1d(np.asarray(c, dtype=float))
+        if len(self.draws) == 0:
+            return np.full(c.shape, np.nan), np.full(c.shape, np.nan)
+        n = np.exp(self.draws[:, :1] + self.draws[:, 1:2] * np.log(c)[None, :])
+        tail = 100 * (1 - level) / 2
+        return np.percentile(n, tail, axis=0), np.percentile(n, 100 - tail, axis=0)
+
+    def as_dict(self) -> dict:
+        return {"budgets": [{**b.__dict__, "note": b.note} for b in self.budgets], "k": self.k, "a": self.a,
+                "ci": {k: list(v) for k, v in self.ci.items()}, "refused": self.refused,
+                "resamples": self.resamples, "skipped_resamples": self.skipped}
+
+    def table(self, predictions: dict[str, float] | None = None) -> str:
+        rows = ["| budget (FLOPs) | sizes (M) | N* (M) | best measured (M) | vertex |", "| --- | --- | --- | --- | --- |"]
+        for b in self.budgets:
+            star = "-" if b.n_star is None else f"{b.n_star / 1e6:.2f}"
+            rows.append(f"| {b.flops:.3g} | {', '.join(f'{n / 1e6:.1f}' for n in b.sizes)} | {star} | "
+                        f"{b.best_measured / 1e6:.2f} | {b.note} |")
+        out = "\n".join(rows)
+        if self.refused:
+            return out + f"\n\nN* = k C^a: refused: {self.refused}"
+        lo, hi = self.ci.get("a", (math.nan, math.nan))
+        out += (f"\n\nN* = k C^a with a = {self.a:.3f} [{lo:.3f}, {hi:.3f}] (95% bootstrap interval, "
+                f"{self.resamples - self.skipped} of {self.resamples} resamples kept), k = {self.k:.3g}, through "
+                f"{sum(b.inside for b in self.budgets)} budgets.")
+        for name, c in (predictions or {}).items():
+            plo, phi = self.predict_interval(c)
+            out += f"\n- {name}: C = {c:.3g} FLOPs -> N* = {float(self.predict(c)):.3g} [{plo[0]:.3g}, {phi[0]:.3g}]"
+        return out
+
+
+def _parabola(u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float | None, bool]:
+    coeffs = np.polyfit(u, y, 2)
+    if coeffs[0] <= 0:
+        return coeffs, None, False
+    v = -coeffs[1] / (2 * coeffs[0])
+    return coeffs, v, bool(u.min() <= v <= u.max())
+
+
+def _line(c: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """(log k, a) of ln N* = ln k + a ln C by least squares."""
+    a, logk = np.polyfit(np.log(c), v, 1)
+    return float(logk), float(a)
+
+
+def isoflop(budgets, params, errors, resamples: int = 1000, seed: int = 0) -> IsoFLOPFit:
+    """Fit per-budget parabolas of ``errors`` in ln(``params``) and N* = k C^a across the budgets
+    (parallel arrays, one entry per run). Budgets with fewer than three distinct sizes are left out."""
+    c, n, y = (np.asarray(v, dtype=float) for v in (budgets, params, errors))
+    if not (c.shape == n.shape == y.shape):
+        raise ValueError(f"isoflop: {c.size} budgets, {n.size} sizes and {y.size} errors")
+    if np.any(c <= 0) or np.any(n <= 0) or not np.all(np.isfinite(y)):
+        raise ValueError("isoflop: budgets and sizes must be > 0 and errors finite")
+    groups = []
+    for flops in sorted(set(c.tolist())):
+        m = c == flops
+        if len(set(n[m].tolist())) >= 3:
+            groups.append((flops, np.log(n[m]), y[m]))
+    out = []
+    for flops, u, yy in groups:
+        coeffs, v, inside = _parabola(u, yy)
+        sizes = sorted(set(np.exp(u).round().tolist()))
+        means = [float(yy[np.isclose(np.exp(u), s, rtol=1e-6)].mean()) for s in sizes]
+        out.append(Budget(flops, sizes, means, coeffs.tolist(), None if v is None else float(math.exp(v)), inside,
+                          sizes[int(np.argmin(means))]))
+    fit = IsoFLOPFit(out)
+    usable = [(g, b) for g, b in zip(groups, out) if b.inside]
+    if len(usable) < 2:
+        fit.refused = f"{len(usable)} budget(s) with a minimum inside its sizes; the line needs 2"
+        return fit
+    logk, a = _line(np.array([b.flops for _, b in usable]), np.log([b.n_star for _, b in usable]))
+    fit.k, fit.a = math.exp(logk), a
+    rng = np.random.default_rng(seed)
+    draws, skipped = [], 0
+    for _ in range(resamples):
+        vs = []
+        for (flops, u, yy), _b in usable:
+            idx = rng.integers(0, u.size, u.size)
+            if len(set(u[idx].round(9).tolist())) < 3:
+                break
+            _, v, inside = _parabola(u[idx], yy[idx])
+            if not inside:
+                break
+            vs.append(v)
+        if len(vs) < len(usable):
+            skipped += 1
+            continue
+        draws.append(_line(np.array([b.flops for _, b in usable]), np.array(vs)))
+    fit.resamples, fit.skipped = resamples, skipped
+    if draws:
+        fit.draws = np.array(draws)
+        fit.ci = {"a": tuple(np.percentile(fit.draws[:, 1], [2.5, 97.5]).tolist()),
+                  "k": tuple(np.percentile(np.exp(fit.draws[:, 0]), [2.5, 97.5]).tolist())}
+    return fit
+
+
+def fang(fit: PowerLawFit) -> dict:
+    """A ``power_floor`` fit of a loss as Fang et al. write it: L(N) = (A/N)^alpha + delta."""
+    alpha, a_prime = fit.params["alpha"], fit.params["A"]
+    out = {"A": a_prime ** (1 / alpha), "alpha": alpha, "delta": fit.params.get("E", 0.0)}
+    if fit.draws.size:
+        a = fit.draws[:, 0] ** (1 / fit.draws[:, 1])
+        out["A_ci"] = tuple(np.percentile(a, [2.5, 97.5]).tolist())
+    return out
