@@ -17,6 +17,7 @@ from scaling.rundir import RunExistsError
 KEYS = {"nDCG@10", "RR@10", "R@100", "R@1000"}
 INDEX_KEYS = {"index_MB", "build_s", "p50_ms", "p95_ms", "QPS"}
 SPARSE_KEYS = {"q_nonzero", "d_nonzero", "FLOPS", "d_cosine", "common_share"}
+EVAL_KEYS = {"per_query", "contrastive_entropy"}  # each query's measures; the smooth measure
 
 
 def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_path):
@@ -151,7 +152,7 @@ def test_every_paradigm_and_loss_fits(paradigm, loss, tiny_overrides, teacher_fi
     # (untrained full-vocabulary vectors weight ~120k of the 128k terms: unpruned, Lucene takes seconds
     # per query and minutes to index 300 such documents)
     result = run(cfg)
-    assert set(result["metrics"]["small/test"]) == KEYS | INDEX_KEYS | (SPARSE_KEYS if sparse else set())
+    assert set(result["metrics"]["small/test"]) == KEYS | INDEX_KEYS | EVAL_KEYS | (SPARSE_KEYS if sparse else set())
     header = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     for term in cfg.terms:
         assert f"train/{term.name}" in header
@@ -170,7 +171,7 @@ def test_splade_tiny_trains_through_the_sparse_head(tiny_overrides, tmp_path):
     assert not cfg.model.lora.enabled and cfg.model.query_prefix == ""
     result = run(cfg)
     m, start = result["metrics"]["small/test"], result["baseline_metrics"]["small/test"]
-    assert set(m) == KEYS | INDEX_KEYS | SPARSE_KEYS
+    assert set(m) == KEYS | INDEX_KEYS | SPARSE_KEYS | EVAL_KEYS
     assert start["nDCG@10"] > 0.2 and m["nDCG@10"] > 0.1
     assert 10 < m["d_nonzero"] < 5000
 
@@ -192,7 +193,7 @@ def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_pa
         assert refs["bm25"]["small/test"][m] == pytest.approx(want[m], abs=1e-3)
     assert set(refs["minilm"]["small/test"]) >= KEYS | INDEX_KEYS
     assert refs["minilm"]["small/test"]["nDCG@10"] > 0.2  # a real pretrained model, not noise
-    assert set(refs["splade"]["small/test"]) == KEYS | INDEX_KEYS | SPARSE_KEYS
+    assert set(refs["splade"]["small/test"]) == KEYS | INDEX_KEYS | SPARSE_KEYS | EVAL_KEYS
     assert refs["splade"]["small/test"]["nDCG@10"] > 0.2  # learned sparse weights through Lucene
     capsys.readouterr()
     assert systems.references(cfg, data, data_dir, ["test"]) == refs

@@ -54,6 +54,8 @@ def backtest(x, y, form: str = "power", series: str = "series", resamples: int =
     """Hold out every point within 1% of the largest x, fit the rest, predict the held x. With too
     few distinct x left for ``form``, a Backtest with ``refused`` set (and NaN numbers)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(f"{series}: {x.size} x values but {y.size} values to fit")
     held = x >= x.max() / (1 + DISTINCT_RTOL)
     measured, nan = float(y[held].mean()), float("nan")
     left = distinct(x[~held])
@@ -79,6 +81,10 @@ def backtest_table(backtests: list[Backtest], as_metric: bool = True, vs: str = 
     for b in backtests:
         if b.refused:
             rows.append(f"| {b.series} | {b.held_x:.3g} | {b.held_runs} | {show(b.measured):.4f} | - | refused: {b.refused} |")
+            continue
+        if math.isnan(b.lo):
+            rows.append(f"| {b.series} | {b.held_x:.3g} | {b.held_runs} | {show(b.measured):.4f} | "
+                        f"{show(b.predicted):.4f} [no interval] | no interval to judge by |")
             continue
         lo, hi = sorted((show(b.lo), show(b.hi)))
         rows.append(f"| {b.series} | {b.held_x:.3g} | {b.held_runs} | {show(b.measured):.4f} | "
@@ -180,18 +186,19 @@ def isoflop(budgets, params, errors, resamples: int = 1000, seed: int = 0) -> Is
     c, n, y = (np.asarray(v, dtype=float) for v in (budgets, params, errors))
     if not (c.shape == n.shape == y.shape):
         raise ValueError(f"isoflop: {c.size} budgets, {n.size} sizes and {y.size} errors")
-    if np.any(c <= 0) or np.any(n <= 0) or not np.all(np.isfinite(y)):
+    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(n))) or np.any(c <= 0) or np.any(n <= 0) \
+            or not np.all(np.isfinite(y)):
         raise ValueError("isoflop: budgets and sizes must be > 0 and errors finite")
     groups = []
     for flops in sorted(set(c.tolist())):
         m = c == flops
         if len(set(n[m].tolist())) >= 3:
-            groups.append((flops, np.log(n[m]), y[m]))
+            groups.append((flops, np.log(n[m]), y[m], n[m]))
     out = []
-    for flops, u, yy in groups:
+    for flops, u, yy, nn in groups:
         coeffs, v, inside = _parabola(u, yy)
-        sizes = sorted(set(np.exp(u).round().tolist()))
-        means = [float(yy[np.isclose(np.exp(u), s, rtol=1e-6)].mean()) for s in sizes]
+        sizes = sorted(set(nn.tolist()))
+        means = [float(yy[nn == size].mean()) for size in sizes]
         out.append(Budget(flops, sizes, means, coeffs.tolist(), None if v is None else float(math.exp(v)), inside,
                           sizes[int(np.argmin(means))]))
     fit = IsoFLOPFit(out)
@@ -205,7 +212,7 @@ def isoflop(budgets, params, errors, resamples: int = 1000, seed: int = 0) -> Is
     draws, skipped = [], 0
     for _ in range(resamples):
         vs = []
-        for (flops, u, yy), _b in usable:
+        for (flops, u, yy, _n), _b in usable:
             idx = rng.integers(0, u.size, u.size)
             if len(set(u[idx].round(9).tolist())) < 3:
                 break
