@@ -102,6 +102,13 @@ def _value(arg: str, key: str) -> str | None:
     return arg.split("=", 1)[1] if arg.split("=", 1)[0].lstrip("+~") == key else None
 
 
+def _with(argv: list[str], overrides: list[str]) -> list[str]:
+    """``argv`` with ``overrides`` after its last override (``key=value``), so that Hydra's own
+    options with a value (``--cfg job``) may follow: argparse takes overrides in one run only."""
+    last = max((i for i, a in enumerate(argv) if "=" in a and not a.startswith("-")), default=0)
+    return argv[:last + 1] + overrides + argv[last + 1:]
+
+
 def expand_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
     """Add the grid's overrides to a command line naming ``experiment=X``: with ``grid.index=I``
     point I's values, with ``-m`` one sweep per axis; axes the command line sets keep its value."""
@@ -114,9 +121,9 @@ def expand_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
     index = next((v for a in argv if (v := _value(a, "grid.index")) is not None), None)
     if index is not None and index != "null":
         chosen = point(axes, int(index))
-        return argv + [f"{k}={chosen[k]}" for k in free]
+        return _with(argv, [f"{k}={chosen[k]}" for k in free])
     if "-m" in argv or "--multirun" in argv:
-        return argv + [f"{k}={','.join(map(str, v))}" for k, v in free.items()]
+        return _with(argv, [f"{k}={','.join(map(str, v))}" for k, v in free.items()])
     return argv
 
 

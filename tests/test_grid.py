@@ -39,6 +39,9 @@ def test_command_lines_of_each_launcher(tmp_path):
     assert grid.expand_argv(base + ["-m", "loss=kd"], tmp_path)[-1] == "paradigm=dense,sparse"
     assert grid.expand_argv(base + ["paradigm=dense"], tmp_path) == base + ["paradigm=dense"]
     assert grid.expand_argv(["run.py", "-m", "loss=cl,kd"], tmp_path) == ["run.py", "-m", "loss=cl,kd"]
+    # Hydra's options after the overrides stay after them: `--cfg job` shows a point's config
+    assert grid.expand_argv(base + ["grid.index=3", "--cfg", "job"], tmp_path)[-4:] == \
+        ["paradigm=sparse", "loss=kd", "--cfg", "job"]
 
 
 # each CPU grid: (at least this many points, at least this many sizes)
@@ -113,7 +116,7 @@ def test_grid_axes_take_numbers_as_numbers():
     cfg = compose_run(["experiment=smoke", "grid.index=1"])
     assert cfg.budget.steps == 450 and cfg.grid.point == {"paradigm": "dense", "size": "tiny", "budget.steps": "450"}
     assert cfg.run_dir.endswith("smoke/dense-tiny-steps450") and cfg.model.name == "tiny"
-    assert grid.expand_argv(["run.py", "experiment=smoke", "-m"])[-1] == "budget.steps=40,450"
+    assert "budget.steps=40,450" in grid.expand_argv(["run.py", "experiment=smoke", "-m"])
 
 
 def test_a_running_marker_beats_and_a_dead_ones_is_stale(tmp_path):
