@@ -54,8 +54,10 @@ def draw(qrels: dict[str, dict[str, int]], docids: list[str], k: int, seed: int 
             continue
         relevant = {d for d, g in qrels[qid].items() if g > 0}
         rng = random.Random(f"{seed}/{qid}")
-        pool = [d for d in ordered if d not in relevant]
-        out[qid] = [pos] + rng.sample(pool, min(k, len(pool)))
+        # k + |relevant| distinct draws hold k non-relevant ones: uniform over the pool, without
+        # building the pool (a copy of the corpus per query)
+        drawn = rng.sample(ordered, min(len(ordered), k + len(relevant & corpus)))
+        out[qid] = [pos] + [d for d in drawn if d not in relevant][:k]
     return out
 
 
@@ -83,12 +85,13 @@ def entropy(queries, qids: list[str], blocks, docids: list[str], sets: dict[str,
     asked = [q for q in qids if q in sets]
     needed = sorted({position[d] for q in asked for d in sets[q] if d in position})
     column = {row: j for j, row in enumerate(needed)}
+    wanted = np.array(needed, dtype=np.int64)
     kept, start = [], 0
     for block in blocks():
         n = block.shape[0]
-        rows = [r - start for r in needed if start <= r < start + n]
-        if rows:
-            kept.append(block[rows])
+        lo, hi = np.searchsorted(wanted, [start, start + n])  # the sorted rows inside this block
+        if hi > lo:
+            kept.append(block[wanted[lo:hi] - start])
         start += n
     if not kept:
         return float("nan"), {}
