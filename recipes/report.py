@@ -143,9 +143,7 @@ def fit_all(series: dict[str, dict[str, list[records.Point]]], split: str, measu
     for vs in ("params", "flops"):
         for name, points in sorted(series[vs].items()):
             # through every seed's value, not their mean: the bootstrap then sees the seeds' spread
-            per_seed = [(p, v) for p in points for v in p.seed_values(split, measure)]
-            x = [p.params if vs == "params" else p.flops for p, _ in per_seed]
-            metric = [v for _, v in per_seed]
+            x, metric = records.per_seed_xy(points, split, measure, vs)
             entry = {"series": name, "paradigm": points[0].paradigm, "loss": points[0].loss, "vs": vs,
                      "form": form, "points": [{"size": p.size, "budget": p.budget,
                                                "x": p.params if vs == "params" else p.flops,

@@ -56,8 +56,16 @@ def test_fit_writes_result_checkpoint_and_evaluates_again(tiny_overrides, tmp_pa
         for k in KEYS:
             assert got[key]["small/test"][k] == pytest.approx(result[key]["small/test"][k], abs=1e-6)
 
-    # evaluate.py's path rebuilds the model from the checkpoint and gets the same numbers.
-    same_metrics(evaluate_ckpt("eval", "eval.untrained=false"))
+    # evaluate.py's path rebuilds the model from the checkpoint and gets the same numbers, and tests
+    # it against BM25 on its per-query values (eval.compare_to)
+    evaluated = evaluate_ckpt("eval", "eval.untrained=false")
+    same_metrics(evaluated)
+    from scaling.analysis import significance
+    rows = {(r["system"], r["measure"]): r for r in evaluated["significance"]["comparisons"]}
+    bm25_pq = evaluated["reference_metrics"]["bm25"]["small/test"]["per_query"]["nDCG@10"]
+    mine = evaluated["metrics"]["small/test"]["per_query"]["nDCG@10"]
+    assert rows[("checkpoint", "nDCG@10")]["t_p"] == pytest.approx(significance.paired_t(bm25_pq, mine), abs=1e-12)
+    assert evaluated["significance"]["baseline"] == "bm25"
 
     # Sharded: two jobs each encode their blocks (300 docs -> 3 blocks); the one completing the corpus
     # evaluates, with the same numbers; no result.json before that.

@@ -65,3 +65,14 @@ def test_points_are_tested_on_their_per_query_means_over_seeds_and_matched_by_ev
     assert "3 of 3" in rows and "(cl)" in rows
     with pytest.raises(ValueError, match="not one of"):
         marks.versus(points, SPLIT, "colour", "red")
+
+
+def test_pairs_with_their_own_baselines_share_one_holm_family():
+    a, b, c, d = values(0, 1), values(0.2, 2), values(0, 3), values(0.01, 4)
+    got = significance.compare_pairs({"b": ("a", a, b), "d": ("c", c, d)})
+    raw = [significance.paired_t(a, b), significance.paired_t(c, d)]
+    assert [g.t_p for g in got] == pytest.approx(raw, abs=1e-12)
+    assert [g.t_p_holm for g in got] == pytest.approx(significance.holm(raw), abs=1e-12)
+    assert [g.baseline for g in got] == ["a", "c"] and got[0].mark == "*†" and got[1].mark == ""
+    with pytest.raises(ValueError, match="'d'"):
+        significance.compare_pairs({"d": ("c", c, {q: 0.0 for q in QIDS[:5]})})

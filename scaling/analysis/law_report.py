@@ -26,8 +26,8 @@ PAPER_PARAMS = {"1b": 0.973e9, "3b": 2.819e9, "8b": 6.980e9}
 
 
 def _xy(points: list[records.Point], split: str, measure: str, vs: str) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [(p.params if vs == "params" else p.flops, v) for p in points for v in p.seed_values(split, measure)]
-    return np.array([x for x, _ in pairs], dtype=float), np.array([v for _, v in pairs], dtype=float)
+    x, y = records.per_seed_xy(points, split, measure, vs)
+    return np.array(x, dtype=float), np.array(y, dtype=float)
 
 
 def backtests(points: list[records.Point], split: str, measure: str, resamples: int, seed: int) -> tuple[str, list]:
@@ -92,8 +92,8 @@ def isoflop(points: list[records.Point], split: str, measure: str, resamples: in
     fits, data, parts, record = {}, {}, [], []
     for name, pts in sorted(by_series.items()):
         c = [p.budget_flops for p in pts for _ in p.seed_values(split, measure)]
-        n = [p.params for p in pts for _ in p.seed_values(split, measure)]
-        y = [1 - v for p in pts for v in p.seed_values(split, measure)]
+        n, metric = records.per_seed_xy(pts, split, measure, "params")
+        y = [1 - v for v in metric]
         fit = laws.isoflop(c, n, y, resamples=resamples, seed=seed)
         if not fit.budgets:
             continue

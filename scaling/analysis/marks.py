@@ -93,15 +93,7 @@ def versus(points: list[Point], split: str, key: str, value: str, measure: str =
     pairs = [(p, a) for p, a in pairs if set(p.per_query[split][measure]) == set(a.per_query[split][measure])]
     if not pairs:
         return []
-    out = []
-    # one Holm family: every pair of the table; each pair has its own baseline, so compare one at a
-    # time and correct together
-    raw = [significance.compare(f"{key}={value}", a.per_query[split][measure], {"x": p.per_query[split][measure]},
-                                measure, alpha)[0] for p, a in pairs]
-    t_adj = significance.holm([c.t_p for c in raw])
-    r_adj = significance.holm([c.rand_p for c in raw])
-    for (p, a), c, t, r in zip(pairs, raw, t_adj, r_adj):
-        c.t_p_holm, c.rand_p_holm = t, r
-        c.significant_t, c.significant_rand = t < alpha, r < alpha
-        out.append((p, a, c))
-    return out
+    found = significance.compare_pairs(
+        {str(i): (f"{key}={value}", a.per_query[split][measure], p.per_query[split][measure])
+         for i, (p, a) in enumerate(pairs)}, measure, alpha)  # one Holm family: every pair of the table
+    return [(p, a, c) for (p, a), c in zip(pairs, found)]

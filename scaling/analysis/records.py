@@ -111,13 +111,17 @@ class Point:
     per_query: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict, repr=False)
     """{split: {measure: {qid: mean over the runs}}}, where every run kept them."""
 
-    def seed_values(self, split: str, measure: str) -> list[float]:
-        """The measure of each seed (repeats of a seed averaged): what fits go through."""
-        by_seed: dict = defaultdict(list)
+    def by_seed(self, split: str, measure: str) -> dict:
+        """{seed: the measure} (repeats of a seed averaged), in seed order."""
+        runs: dict = defaultdict(list)
         for r in self.runs:
             if measure in r.metrics.get(split, {}):
-                by_seed[r.seed].append(r.metrics[split][measure])
-        return [sum(v) / len(v) for _, v in sorted(by_seed.items(), key=lambda kv: str(kv[0]))]
+                runs[r.seed].append(r.metrics[split][measure])
+        return {seed: sum(v) / len(v) for seed, v in sorted(runs.items(), key=lambda kv: str(kv[0]))}
+
+    def seed_values(self, split: str, measure: str) -> list[float]:
+        """The measure of each seed (repeats of a seed averaged): what fits go through."""
+        return list(self.by_seed(split, measure).values())
 
     @property
     def series(self) -> str:
@@ -389,6 +393,13 @@ def average(runs: list[Run]) -> list[Point]:
                                 for m in measures} for split, measures in point.metrics.items()}
         points.append(point)
     return sorted(points, key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, p.fraction, p.budget))
+
+
+def per_seed_xy(points: list[Point], split: str, measure: str, vs: str) -> tuple[list[float], list[float]]:
+    """(x, value) with one entry per seed of each point: x its non-embedding parameters
+    (``vs="params"``) or training FLOPs; what fits go through, so their bootstrap sees the seeds' spread."""
+    pairs = [(p.params if vs == "params" else p.flops, v) for p in points for v in p.seed_values(split, measure)]
+    return [x for x, _ in pairs], [v for _, v in pairs]
 
 
 def reference_per_query(runs: list[Run]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:

@@ -169,24 +169,34 @@ def compare(baseline_label: str, baseline: dict[str, float], systems: dict[str, 
     """Compare each system of one table with the baseline; Holm over the table, per test family.
 
     Returns one ``Comparison`` per system, in the order of ``systems``."""
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if not baseline:
         raise ValueError("the baseline has no queries")
     _check_qids(baseline, systems)
-    labels = list(systems)
-    t_ps = [paired_t(baseline, systems[s]) for s in labels]
-    rand_ps = [paired_randomization(baseline, systems[s], resamples=resamples, seed=seed) for s in labels]
+    return compare_pairs({label: (baseline_label, baseline, values) for label, values in systems.items()},
+                         measure, alpha, resamples, seed)
+
+
+def compare_pairs(pairs: dict[str, tuple[str, dict[str, float], dict[str, float]]], measure: str = "nDCG@10",
+                  alpha: float = 0.05, resamples: int = 10_000, seed: int = 0) -> list[Comparison]:
+    """Like ``compare``, but each system against its own baseline: ``pairs`` = {system label:
+    (baseline label, baseline values, system values)}; Holm over all the pairs, per test family."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    for label, (_, base, values) in pairs.items():
+        _check_qids(base, {label: values})
+    labels = list(pairs)
+    t_ps = [paired_t(pairs[s][1], pairs[s][2]) for s in labels]
+    rand_ps = [paired_randomization(pairs[s][1], pairs[s][2], resamples=resamples, seed=seed) for s in labels]
     t_holm, rand_holm = holm(t_ps), holm(rand_ps)
-    qids = sorted(baseline)
-    base_mean = math.fsum(baseline[q] for q in qids) / len(qids)
     out = []
     for i, label in enumerate(labels):
-        sys_mean = math.fsum(systems[label][q] for q in qids) / len(qids)
-        diff = float(_differences(baseline, systems[label]).mean())
+        base_label, base, values = pairs[label]
+        qids = sorted(base)
         out.append(Comparison(
-            system=label, baseline=baseline_label, measure=measure, n=len(qids),
-            baseline_mean=base_mean, system_mean=sys_mean, diff=diff,
+            system=label, baseline=base_label, measure=measure, n=len(qids),
+            baseline_mean=math.fsum(base[q] for q in qids) / len(qids),
+            system_mean=math.fsum(values[q] for q in qids) / len(qids),
+            diff=float(_differences(base, values).mean()),
             t_p=t_ps[i], rand_p=rand_ps[i], t_p_holm=t_holm[i], rand_p_holm=rand_holm[i],
             significant_t=t_holm[i] < alpha, significant_rand=rand_holm[i] < alpha, alpha=alpha))
     return out

@@ -141,14 +141,8 @@ def supervision_table(points: list[Point], split: str, measure: str = "nDCG@10")
 
 def _paired_seeds(p: Point, anchor: Point, split: str, measure: str) -> str:
     """"3 of 3": in how many of the seeds both points ran the difference has the sign of the mean."""
-    def by_seed(q: Point) -> dict:
-        out: dict = {}
-        for r in q.runs:
-            if measure in r.metrics.get(split, {}):
-                out.setdefault(r.seed, []).append(r.metrics[split][measure])
-        return {k: sum(v) / len(v) for k, v in out.items()}
-    mine, theirs = by_seed(p), by_seed(anchor)
-    common = sorted(set(mine) & set(theirs), key=str)
+    mine, theirs = p.by_seed(split, measure), anchor.by_seed(split, measure)
+    common = [k for k in mine if k in theirs]
     if not common:
         return "-"
     diffs = [mine[k] - theirs[k] for k in common]
