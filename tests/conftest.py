@@ -106,7 +106,8 @@ def tiny_args(small_beir: Path, cache: Path) -> list[str]:
     """Overrides for a seconds-long run of the tiny model on the small BEIR folder."""
     return ["size=tiny", "data=beir", f"data.path={small_beir}", "budget=steps",
             "budget.steps=3", "trainer.batch_size=4", "logger=none", "eval.batch_size=32",
-            f"cache_dir={cache}", "trainer.checkpoint_every=2", "eval.baselines=[]"]
+            f"cache_dir={cache}", "trainer.checkpoint_every=2", "eval.baselines=[]",
+            "paradigm=dense", "trainer.global_batch=null"]   # the default is sparse, 8 queries a step
 
 
 @pytest.fixture

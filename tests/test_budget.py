@@ -126,7 +126,7 @@ def test_world_size_lora_and_heads_in_the_plan():
     """Two devices with a fixed per-device batch take twice the global batch: half the steps for
     the same budget; a fixed global batch keeps the steps. LoRA is cheaper than full training, a
     full-vocabulary sparse head dearer than dense pooling."""
-    base = ["size=tiny", "budget.flops=1e12"]
+    base = ["size=tiny", "budget.flops=1e12", "paradigm=dense", "trainer.global_batch=null"]
     one, two = _plan(base), _plan(base, world=2)
     assert two.world_size == 2 and two.global_batch == 2 * one.global_batch
     assert two.flops_per_step == pytest.approx(2 * one.flops_per_step)
@@ -163,7 +163,7 @@ def test_meta_counts_match_the_loaded_model():
 
 def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "recipes" / "run.py"), "paradigm=sparse", "loss=cl",
-                          "size=8b", "budget.flops=1e19", "dry_run=true", f"cache_dir={tmp_path / 'cache'}",
+                          "size=8b", "budget.flops=1e19", "data.negatives=random", "dry_run=true", f"cache_dir={tmp_path / 'cache'}",
                           f"run_dir={tmp_path / 'r'}"], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     plan = json.loads(out.stdout.strip().splitlines()[-1])

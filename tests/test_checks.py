@@ -60,15 +60,15 @@ BOTH = pytest.mark.parametrize("dry", [False, True], ids=["run", "dry_run"])
 
 @BOTH
 def test_a_distilling_loss_without_negatives(tmp_path, tripwires, dry):
-    """The README's own example: cl+kd on 8b with the default 0 negatives."""
-    _fails(["paradigm=sparse", "loss=cl+kd", "size=8b", "budget.flops=1e19"], tmp_path, dry, ConfigError,
+    """cl+kd on 8b without sampled negatives (the README's example once ran so by default)."""
+    _fails(["paradigm=sparse", "loss=cl+kd", "size=8b", "budget.flops=1e19", "data.n_negatives=0"], tmp_path, dry, ConfigError,
            r"^data\.n_negatives: loss term 'kl' compares each query's candidates")
     assert tripwires == []
 
 
 @BOTH
 @pytest.mark.parametrize("args,match", [
-    (["size=8b"], r"^budget\.flops: 1\.000e\+13 FLOPs buys no step: one step costs 1\.159e\+14"),  # the default budget
+    (["size=8b"], r"^budget\.flops: 2\.600e\+13 FLOPs buys no step: one step costs 9\.423e\+13"),  # the default budget
     (["size=tiny", "budget.flops=10"], r"^budget\.flops: 1\.000e\+01 FLOPs buys no step"),
     (["size=tiny", "budget=tokens", "budget.tokens=100"], r"^budget\.tokens: 1\.000e\+02 tokens buys no step"),
 ])
@@ -178,7 +178,7 @@ def test_a_tied_lm_head_adds_no_parameters():
 
 def test_a_failing_dry_run_exits_non_zero_through_the_recipe(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "recipes" / "run.py"), "paradigm=sparse", "loss=cl+kd",
-                          "size=8b", "dry_run=true", f"cache_dir={tmp_path / 'cache'}"],
+                          "size=8b", "data.n_negatives=0", "dry_run=true", f"cache_dir={tmp_path / 'cache'}"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 1 and out.stderr.startswith("error: data.n_negatives: loss term 'kl'")
     assert "Traceback" not in out.stderr and list(tmp_path.iterdir()) == []

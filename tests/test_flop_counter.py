@@ -49,7 +49,8 @@ def _batch(vocab: int, generator: torch.Generator) -> dict:
 def test_plan_matches_the_flop_counter(case, tmp_path):
     overrides, gap = CASES[case]
     cfg = parse(compose(["size=tiny", "budget=steps", f"trainer.batch_size={B}", f"data.query_len={LQ}",
-                         f"data.doc_len={LD}", f"data.n_negatives={NEG}", f"cache_dir={tmp_path}", *overrides]))
+                         f"data.doc_len={LD}", f"data.n_negatives={NEG}", f"cache_dir={tmp_path}", "paradigm=dense",
+                         "trainer.global_batch=null", *overrides]))
     torch.manual_seed(0)
     backbone, head, loss = checkpoint.build(cfg)
     for module in backbone.body.modules():  # eager attention: its matmuls are visible to the counter

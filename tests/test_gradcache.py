@@ -29,7 +29,7 @@ def _batch(vocab, seed=0):
 
 def _model(tmp_path, *overrides):
     cfg = parse(compose(["size=tiny", "budget=steps", f"data.n_negatives={NEG}", f"cache_dir={tmp_path}",
-                         *overrides]))
+                         "paradigm=dense", "trainer.global_batch=null", *overrides]))
     torch.manual_seed(0)
     backbone, head, loss = checkpoint.build(cfg)
     for name, p in backbone.body.named_parameters():  # LoRA B starts at zero: move it so gradients flow

@@ -319,7 +319,8 @@ def test_a_multirun_gives_each_point_its_own_data_shape(tiny_overrides, teacher_
     kd point's batch of 16 and group of 2 and the queries each point sees."""
     conf = experiment_dir(tmp_path)
     cmd = [sys.executable, str(ROOT / "recipes" / "run.py"), "-m", "experiment=shapes",
-           f"hydra.searchpath=[file://{conf}]", "loss=cl,kd", *tiny_overrides, "budget.steps=40",
+           f"hydra.searchpath=[file://{conf}]", "loss=cl,kd",
+           *[o for o in tiny_overrides if o != "trainer.global_batch=null"], "budget.steps=40",  # the experiment's batch
            f"data.teacher_scores={teacher_file}", "dry_run=true", "hydra.sweep.dir=sweep"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

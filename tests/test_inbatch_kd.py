@@ -71,7 +71,7 @@ def _tiny(tmp_path, *overrides):
     from scaling import checkpoint
     from scaling.config import parse
     cfg = parse(compose(["size=tiny", "budget=steps", f"data.n_negatives={G - 1}", f"cache_dir={tmp_path}",
-                         *overrides]))
+                         "paradigm=dense", "trainer.global_batch=null", *overrides]))
     torch.manual_seed(0)
     backbone, head, loss = checkpoint.build(cfg)
     return cfg, backbone, head, loss

@@ -10,7 +10,7 @@ from tests.conftest import compose
 
 
 def _module(tmp_path, *overrides):
-    cfg = parse(compose(["size=tiny", f"cache_dir={tmp_path}", *overrides]))
+    cfg = parse(compose(["size=tiny", f"cache_dir={tmp_path}", "paradigm=dense", *overrides]))
     backbone, head, loss = checkpoint.build(cfg)
     return RetrieverModule(backbone.body, head, loss)
 
