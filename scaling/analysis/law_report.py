@@ -43,8 +43,9 @@ def backtests(points: list[records.Point], split: str, measure: str, resamples: 
             out.append(b)
     if not out:
         return "", []
-    text = ("Each series refitted without its largest x (every seed there), its 95% bootstrap interval "
-            f"at that x against the measured mean ({measure}; a measured value outside is **missed**):\n\n"
+    text = ("Each series refitted without its largest x (every seed there) predicts the mean there: a 95% "
+            "interval from the bootstrap's curves and the fit's residual noise for that many runs, against "
+            f"the measured mean ({measure}; a measured value outside is **missed**):\n\n"
             + laws.backtest_table(out, as_metric=True))
     return text, [b.as_dict() for b in out]
 

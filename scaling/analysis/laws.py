@@ -2,9 +2,14 @@
 
 A law exists to predict runs nobody can afford, so each is checked against a run it did not see:
 
-- ``backtest``: refit a series without its largest x (every seed there), predict that x with the
-  bootstrap's 95% interval (``PowerLawFit.predict_interval``) and compare with the measured mean.
-  A measured value outside the interval is a miss, flagged in ``backtest_table``.
+- ``backtest``: refit a series without its largest x (every seed there), predict that x and
+  compare with the measured mean. The interval is a prediction interval for that mean, not only
+  for the curve: each bootstrap draw's prediction (``PowerLawFit.draws``) times the run-to-run
+  noise of a mean of the held-out runs: the fit's residual sd in log units (n - p degrees of
+  freedom) over sqrt(runs), times Student's t. On synthetic correct laws
+  (5 sizes x 3 seeds, 3% noise) it held 91% of the held-out means, the curve's interval alone 82%
+  (tests/test_backtest.py). A measured value outside is a miss, flagged in
+  ``backtest_table``.
 - ``isoflop`` (Hoffmann et al.'s approach 2): per FLOP budget C, a parabola of the error in log N
   (every run a point, seeds included) whose vertex is N*(C); across budgets whose vertex is a
   minimum inside their range of N, the line log N* = log k + a log C. Its interval: a bootstrap
@@ -40,6 +45,12 @@ class Backtest:
     hi: float
     n_fit: int
     refused: str | None = None
+    curve_lo: float = float("nan")
+    curve_hi: float = float("nan")
+    """The fitted curve's own 95% interval (parameter uncertainty only)."""
+    noise_sd: float = float("nan")
+    """Residual sd of one run in log units (NaN: too few points to estimate it; the interval is then
+    the curve's)."""
 
     @property
     def inside(self) -> bool:
@@ -66,9 +77,29 @@ def backtest(x, y, form: str = "power", series: str = "series", resamples: int =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = fit_power_law(x[~held], y[~held], form=form, series=series, resamples=resamples, seed=seed)
-    lo, hi = fit.predict_interval(x.max())
+    curve_lo, curve_hi = (float(v[0]) for v in fit.predict_interval(x.max()))
+    dof = int((~held).sum()) - len(FORMS[form])
+    resid = np.log(y[~held]) - np.log(fit.predict(x[~held]))
+    sd = float(np.sqrt(np.sum(resid ** 2) / dof)) if dof > 0 else nan
+    lo, hi = _predictive(fit, float(x.max()), sd / math.sqrt(int(held.sum())), max(dof, 1), seed)
+    if math.isnan(sd):
+        lo, hi = curve_lo, curve_hi
     return Backtest(series, float(x.max()), measured, int(held.sum()), float(fit.predict(x.max())),
-                    float(lo[0]), float(hi[0]), int((~held).sum()))
+                    lo, hi, int((~held).sum()), curve_lo=curve_lo, curve_hi=curve_hi, noise_sd=sd)
+
+
+def _predictive(fit: PowerLawFit, x: float, sd: float, dof: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentiles of draw-prediction x exp(sd t_dof): Student's t, as sd is estimated from dof
+    residuals (NaN without draws or sd)."""
+    d = fit.draws
+    if d.size == 0 or math.isnan(sd):
+        return float("nan"), float("nan")
+    curve = d[:, 0] * x ** (-d[:, 1]) + (d[:, 2] if d.shape[1] > 2 else 0.0)  # (draws,)
+    rng = np.random.default_rng(seed)
+    y = curve[:, None] * np.exp(sd * rng.standard_t(dof, (curve.size, 20)))  # (draws, 20 noise draws)
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(y, [tail, 100 - tail])
+    return float(lo), float(hi)
 
 
 def backtest_table(backtests: list[Backtest], as_metric: bool = True, vs: str = "x") -> str:
