@@ -67,13 +67,18 @@ def name(pt: dict[str, str]) -> str:
     return "-".join(p.replace("/", "_").replace(" ", "") for p in parts)
 
 
-CODE_GROUPS = ("paradigm", "loss")
-"""Config groups whose options live in scaling/config.py (filed by scaling.cli), not in a folder."""
-
-
 def _is_group(key: str) -> bool:
-    """A config group (``recipes/conf/<key>/``, paradigm, loss), not a key (seed, budget.flops)."""
-    return "." not in key and (key in CODE_GROUPS or (CONF_DIR / key).is_dir())
+    """A config group (a folder ``recipes/conf/<key>/``, or one filed in code by scaling.cli such as
+    paradigm and loss), not a key (seed, budget.flops)."""
+    if "." in key:
+        return False
+    if (CONF_DIR / key).is_dir():
+        return True
+    from hydra.core.config_store import ConfigStore
+
+    from scaling import cli
+    cli.register()
+    return key != "schema" and isinstance(ConfigStore.instance().repo.get(key), dict)
 
 
 def run_dir(root: str, grid_name: str, pt: dict[str, str]) -> Path:
