@@ -27,7 +27,7 @@ from scaling.schema import ConfigError, build, check, union  # noqa: F401
 DEFAULT_CACHE = "~/.cache/scaling"
 REFERENCE_SYSTEMS = ("bm25", "minilm", "mpnet", "splade")
 """Systems with no training that a results table can show (scaling/evaluation/systems.py)."""
-DATASETS = ("pycode", "beir", "msmarco")
+DATASETS = ("pycode", "pkgdesc", "beir", "msmarco")
 POOL_SYSTEMS = ("bm25", "minilm", "mpnet")
 """First-stage systems whose top candidates make candidate pools (``data.negatives``, ``teacher.pool``)."""
 TEACHER_COMPONENTS = ("ce", "bm25", "minilm", "mpnet")
@@ -174,7 +174,8 @@ class DataConfig:
 
     name: str = "pycode"
     path: str | None = None
-    """``data=beir``: a BEIR folder or zip; ``data=msmarco``: the folder of MS MARCO/TREC DL files."""
+    """``data=beir``: a BEIR folder or zip; ``data=msmarco``: the folder of MS MARCO/TREC DL files;
+    ``data=pkgdesc``: a dpkg status file (default: the machine's own, /var/lib/dpkg/status)."""
     beir_name: str | None = None
     """``data=beir`` without a path: a BEIR dataset name (scifact, nfcorpus, ...), read from
     ``<cache>/downloads/<name>.zip`` or fetched there with ``download``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scaling.config import DATASETS as NAMES
-from scaling.data import beir, builtin, formats, msmarco
+from scaling.data import beir, builtin, formats, msmarco, pkgdesc
 
 
 def dataset_dir(cfg, cache_dir, build: bool = True) -> Path | None:
@@ -16,6 +16,11 @@ def dataset_dir(cfg, cache_dir, build: bool = True) -> Path | None:
         if not build:
             return folder if (folder / formats.COMPLETE_MARKER).exists() else None
         return builtin.build(folder)
+    if cfg.name == "pkgdesc":
+        folder = pkgdesc.default_dir(Path(cache_dir).expanduser(), pkgdesc_source(cfg))
+        if not build:
+            return folder if (folder / formats.COMPLETE_MARKER).exists() else None
+        return pkgdesc.build(folder, pkgdesc_source(cfg))
     if cfg.name == "beir":
         return beir.dataset_dir(cfg, cache_dir, build)
     if cfg.name == "msmarco":
@@ -24,6 +29,11 @@ def dataset_dir(cfg, cache_dir, build: bool = True) -> Path | None:
             raise ConfigError(f"data=msmarco needs data.path=DIR with the MS MARCO files ({msmarco.WHERE})")
         return Path(cfg.path).expanduser()
     raise KeyError(f"unknown data.name {cfg.name!r}; known: {', '.join(NAMES)}")
+
+
+def pkgdesc_source(cfg) -> Path:
+    """The package database ``data=pkgdesc`` reads: ``data.path`` or dpkg's own."""
+    return Path(cfg.path).expanduser() if cfg.path else pkgdesc.SOURCE
 
 
 def load(cfg, cache_dir, splits=None, root: Path | None = None) -> formats.Dataset:
@@ -39,6 +49,8 @@ def load(cfg, cache_dir, splits=None, root: Path | None = None) -> formats.Datas
 def check_source(cfg, cache_dir) -> None:
     """Fail, naming the real cause, when the dataset's source is not there: a missing data.path
     folder or zip, a BEIR name with neither its zip nor leave to download it. Builds nothing."""
+    if cfg.name == "pkgdesc":
+        return pkgdesc.check_source(pkgdesc_source(cfg))
     if cfg.name == "pycode" or (cfg.name == "beir" and not cfg.path):
         return  # a named BEIR set: dataset_dir raises when it is neither extracted, zipped nor downloadable
     path = Path(cfg.path).expanduser()
