@@ -1,6 +1,7 @@
 """Build a model for training, save what a run trained, load it again for inference.
 
-``build`` is the one model factory (backbone, head and loss from the config's registries);
+``build`` is the one model factory (backbone, head and loss from the config's registries), reading
+the backbone from its starting point (scaling/start.py), which it never makes;
 ``inference_model`` the one inference constructor (no loss, no optimiser settings), used for the
 untrained backbone, the zero-shot references and loaded checkpoints alike.
 
@@ -20,8 +21,8 @@ from scaling.config import RunConfig, parse, to_dict
 def _backbone_and_head(cfg: RunConfig):
     from scaling.backbone import load_backbone
     from scaling.heads import build_head
-    from scaling.mntp import adapted_model
-    backbone = load_backbone(adapted_model(cfg), Path(cfg.cache_dir).expanduser())
+    from scaling.start import model_config
+    backbone = load_backbone(model_config(cfg), Path(cfg.cache_dir).expanduser())  # reads, never trains
     return backbone, build_head(cfg.paradigm.head, backbone)
 
 

@@ -634,7 +634,7 @@ class EvaluateConfig:
         return [n for part in names for n in str(part).split(",") if n and n != "none"]
 
 
-PREPARE_STEPS = ("data", "model", "bm25", "pools", "teacher_model", "teacher")
+PREPARE_STEPS = ("data", "model", "mntp", "bm25", "pools", "teacher_model", "teacher")
 
 
 def check_steps(steps) -> None:

@@ -114,6 +114,8 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     import lightning as L
     L.seed_everything(cfg.seed, verbose=False)
 
+    from scaling import start
+    started = start.prepare(cfg, dataset)  # make the starting point if missing; building only reads it
     backbone, head, loss = checkpoint.build(cfg)
     plan = inputs.plan                                                                # plan
     print(plan.describe(), flush=True)
@@ -174,7 +176,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": untrained,   # record
               "teacher": prepare.teacher_summary(cfg, inputs.teacher_path, dataset.name),
               "reference_metrics": references, "checkpoint": str(ckpt), "budget": budget,
-              "curve": callbacks[0].points if callbacks else [],
+              "start": started, "curve": callbacks[0].points if callbacks else [],
               "grid": {"experiment": cfg.grid.name, "name": grid.name(cfg.grid.point), "point": cfg.grid.point}
               if cfg.grid.name else None,
               "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),

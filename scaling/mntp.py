@@ -5,7 +5,8 @@ A fraction ``mask_ratio`` of each text's tokens (every real position but the fir
 predecessor) is replaced by a mask token, and the token at position i is predicted from the
 hidden state at position i - 1 through the frozen LM head, under bidirectional attention, with
 LoRA on the body. The adapter is then merged and the whole model saved, so the run loads the
-adapted backbone like any local checkpoint (``model.path``) and trains its own LoRA on top.
+adapted backbone like any local checkpoint (``model.path``) and trains its own LoRA on top. It is
+a starting point (scaling/start.py): made by a preparation step, only read when a model is built.
 
 This runs before training and its FLOPs are not in the run's budget (like pre-training, it
 is a property of the backbone); the run prints its steps so reports can say so.
@@ -65,19 +66,6 @@ def adapted_dir(cfg) -> Path:
     from scaling.prepare import paths
     key = hashlib.sha1(json.dumps(dataclasses.asdict(cfg.model), sort_keys=True, default=str).encode())
     return paths(cfg).root / "mntp" / key.hexdigest()[:12]
-
-
-def adapted_model(cfg, log=print):
-    """``cfg.model``, or with ``model.mntp.steps`` > 0 the same model read from its MNTP-adapted
-    weights (built here from the training corpus when missing)."""
-    if cfg.model.mntp.steps == 0:
-        return cfg.model
-    out = adapted_dir(cfg)
-    if not (out / "mntp.json").exists():
-        from scaling.data import corpora
-        dataset = corpora.load(cfg.data, cfg.cache_dir)
-        adapt(cfg.model, list(dataset.corpus.values()), out, cfg.cache_dir, log)
-    return dataclasses.replace(cfg.model, path=str(out), num_layers=None)  # saved already cut
 
 
 def adapt(model_cfg, texts: list[str], out: Path, cache_dir, log=print) -> dict:

@@ -161,6 +161,9 @@ def test_every_paradigm_and_loss_fits(paradigm, loss, tiny_overrides, teacher_fi
     # per query and minutes to index 300 such documents)
     result = run(cfg)
     assert set(result["metrics"]["small/test"]) == KEYS | INDEX_KEYS | EVAL_KEYS | (SPARSE_KEYS if sparse else set())
+    mntp = paradigm in config.PARADIGM_MODELS   # the run prepared its adapted starting point itself
+    assert result["start"]["kind"] == ("mntp" if mntp else "packaged")
+    assert (result["start"].get("made_by", {}).get("mntp_steps") == 3) == mntp
     header = (tmp_path / "run" / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     for term in cfg.terms:
         assert f"train/{term.name}" in header

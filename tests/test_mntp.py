@@ -3,6 +3,7 @@ cross-entropy at the masked positions only, it falls on a tiny corpus, and the a
 saved once and loaded by the run."""
 
 import dataclasses
+import shutil
 
 import pytest
 import torch
@@ -51,12 +52,33 @@ def test_mntp_loss_falls_on_a_tiny_corpus_and_the_run_loads_the_adapted_model(tm
     # a random tiny model's frozen LM head bounds its logits near ln(V) = 11.8; the loss still falls
     assert last < first - 0.15
     assert (tmp_path / "adapted" / "config.json").exists()
-    # the run's backbone is read from the adapted folder, built once per key
-    model_cfg = mntp.adapted_model(cfg, log=lambda m: None)
+    # building a model only reads a starting point: unprepared, it is an error naming the command,
+    # and the MNTP trainer is never called (a tripwire)
+    from scaling import start
+    calls = []
+    real_adapt = mntp.adapt
+    mntp.adapt = lambda *a, **k: calls.append(a)
+    try:
+        with pytest.raises(start.StartMissing, match=r"steps=\[mntp\] size=tiny model.bidirectional=true model.mntp.steps=40"):
+            checkpoint.build(cfg)
+        with pytest.raises(start.StartMissing):
+            checkpoint.inference_model(cfg)
+        assert calls == [] and not start.ready(cfg)
+    finally:
+        mntp.adapt = real_adapt
+    # the preparation step makes it (here: the folder adapted above, copied where the key puts it)
+    shutil.copytree(tmp_path / "adapted", mntp.adapted_dir(cfg))
+    described = start.prepare(cfg)
+    assert described["kind"] == "mntp" and described["made_by"]["mntp_steps"] == 40
+    model_cfg = start.model_config(cfg)
     assert model_cfg.path == str(mntp.adapted_dir(cfg)) and model_cfg.num_layers is None
     stamp = (mntp.adapted_dir(cfg) / "mntp.json").stat().st_mtime_ns
-    backbone, head, _ = checkpoint.build(cfg)
-    assert (mntp.adapted_dir(cfg) / "mntp.json").stat().st_mtime_ns == stamp
+    mntp.adapt = lambda *a, **k: calls.append(a)
+    try:
+        backbone, head, _ = checkpoint.build(cfg)
+    finally:
+        mntp.adapt = real_adapt
+    assert calls == [] and (mntp.adapted_dir(cfg) / "mntp.json").stat().st_mtime_ns == stamp
     fresh = checkpoint.build(dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, bidirectional=True, mntp=dataclasses.replace(cfg.model.mntp, steps=0))))[0]
     w_adapted = dict(backbone.body.model.base_model.model.named_parameters()) if hasattr(
