@@ -27,9 +27,15 @@ def _backbone_and_head(cfg: RunConfig):
 
 
 def build(cfg: RunConfig):
-    """(backbone, head, loss) from the config's registries."""
+    """(backbone, head, loss) from the config's registries; a later stage (``model.init_from``)
+    starts from the earlier run's trained weights."""
     from scaling.losses import build_loss
-    return *_backbone_and_head(cfg), build_loss(cfg.terms)
+    backbone, head = _backbone_and_head(cfg)
+    if cfg.model.init_from:
+        from scaling.module import RetrieverModule
+        from scaling.start import earlier_dir
+        load_trained(RetrieverModule(backbone.body, head), earlier_dir(cfg))
+    return backbone, head, build_loss(cfg.terms)
 
 
 def inference_model(cfg: RunConfig):
@@ -77,9 +83,15 @@ def read_config(ckpt_dir: Path) -> RunConfig:
 
 def load(ckpt_dir: Path, cfg: RunConfig):
     """(module, tokenizer): ``cfg``'s inference model with the checkpoint's trained weights."""
+    module, tokenizer = inference_model(cfg)
+    load_trained(module, ckpt_dir)
+    return module, tokenizer
+
+
+def load_trained(module, ckpt_dir: Path) -> None:
+    """Load a checkpoint's trained parameters into ``module``: every one it trains, no other."""
     from safetensors.torch import load_file
     ckpt_dir = Path(ckpt_dir).expanduser()
-    module, tokenizer = inference_model(cfg)
     weights = load_file(str(ckpt_dir / "weights.safetensors"))
     _, unexpected = module.load_state_dict(weights, strict=False)
     if unexpected:
@@ -87,4 +99,3 @@ def load(ckpt_dir: Path, cfg: RunConfig):
     lost = sorted({k for k, v in module.named_parameters() if v.requires_grad} - set(weights))
     if lost:
         raise KeyError(f"{ckpt_dir}/weights.safetensors lacks trained parameters: {lost[:3]}")
-    return module, tokenizer

@@ -172,6 +172,8 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     """Every check of a training run (see the module's docstring); raises ConfigError,
     FileNotFoundError or FormatError, each naming the key or the file (and line) at fault."""
     loss_needs(cfg)
+    from scaling import start
+    start.check(cfg)  # an earlier training stage: finished, the same model and head
     plan = make_plan(cfg)  # the depth check (read_hf_config) and the budget's: at least one step
     data_dir = dataset(cfg.data, cfg.cache_dir, wanted_splits(cfg), build)
     unchecked: list[str] = []

@@ -108,6 +108,11 @@ class ModelConfig:
     dtype: str = "float32"
     gradient_checkpointing: bool = False
     mntp: MNTPConfig = field(default_factory=MNTPConfig)
+    init_from: str | None = None
+    """A finished run folder (or its ``checkpoint/``) whose trained weights (LoRA and head) this run
+    starts from: a later training stage (GTR's pre-training then fine-tuning). Its model and head
+    settings must be this run's; its data, loss, budget and optimiser may differ. The result records
+    each stage's budget (scaling/start.py)."""
 
     def __post_init__(self):
         check(self.mntp.steps == 0 or self.bidirectional, "model.mntp.steps",

@@ -116,6 +116,8 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
 
     from scaling import start
     started = start.prepare(cfg, dataset)  # make the starting point if missing; building only reads it
+    if started["kind"] != "packaged":
+        print(f"[start] {start.line(started)}", flush=True)
     backbone, head, loss = checkpoint.build(cfg)
     plan = inputs.plan                                                                # plan
     print(plan.describe(), flush=True)

@@ -64,7 +64,8 @@ def adapted_dir(cfg) -> Path:
     """Where the adapted weights of ``cfg`` live: under the dataset's prepared folder, keyed by
     the model settings (``model.mntp`` included) they were adapted with."""
     from scaling.prepare import paths
-    key = hashlib.sha1(json.dumps(dataclasses.asdict(cfg.model), sort_keys=True, default=str).encode())
+    settings = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "init_from"}  # a stage's base
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode())
     return paths(cfg).root / "mntp" / key.hexdigest()[:12]
 
 

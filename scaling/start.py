@@ -5,7 +5,10 @@ One notion for what used to be three code paths:
 - ``packaged``: the size's own weights (a converted package, ``model.path``, a hub id);
 - ``mntp``: the same decoder adapted by masked next-token prediction (``model.mntp.steps`` > 0,
   scaling/mntp.py), made from the training corpus and cached under
-  ``<cache>/prepared/<dataset>/mntp/<key of the model settings>``.
+  ``<cache>/prepared/<dataset>/mntp/<key of the model settings>``;
+- ``checkpoint``: an earlier training stage (``model.init_from`` = its run folder): the same base
+  (packaged or adapted) with that run's trained LoRA and head weights loaded before training. The
+  earlier run's model and head settings must be this run's; it is made by training it.
 
 A starting point is *made* by a preparation step (``prepare``: ``recipes/prepare.py
 "steps=[mntp]"``, or a run's own preparation before any model is built) and only *read* when a
@@ -20,8 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
-from scaling.config import ModelConfig, RunConfig
+from scaling.config import ConfigError, ModelConfig, RunConfig
 
 
 class StartMissing(FileNotFoundError):
@@ -29,21 +33,68 @@ class StartMissing(FileNotFoundError):
 
 
 def kind(cfg: RunConfig) -> str:
+    if cfg.model.init_from:
+        return "checkpoint"
     return "mntp" if cfg.model.mntp.steps > 0 else "packaged"
 
 
+def _base(cfg: RunConfig) -> RunConfig:
+    """The run without its earlier stage: the base weights both stages share."""
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_from=None))
+
+
 def ready(cfg: RunConfig) -> bool:
-    """True when ``model_config`` can read the starting point without making it."""
+    """True when ``model_config`` (and ``build``) can read the starting point without making it."""
+    if cfg.model.init_from:
+        return ready(_base(cfg)) and (earlier_dir(cfg) / "weights.safetensors").exists()
     if kind(cfg) == "mntp":
         from scaling.mntp import adapted_dir
         return (adapted_dir(cfg) / "mntp.json").exists()
     return True
 
 
+def earlier_dir(cfg: RunConfig) -> Path:
+    """The earlier stage's checkpoint folder (``init_from`` names it or the run folder holding it)."""
+    path = Path(cfg.model.init_from).expanduser()
+    return path / "checkpoint" if (path / "checkpoint").is_dir() else path
+
+
+# keys an earlier stage may set differently: they do not change the weights' shapes or meaning
+STAGE_MAY_DIFFER = ("init_from", "lora.dropout", "gradient_checkpointing", "dtype")
+
+
+def check(cfg: RunConfig) -> None:
+    """Before any work: an earlier stage must be a finished run of the same model and head."""
+    if not cfg.model.init_from:
+        return
+    folder = earlier_dir(cfg)
+    if not (folder / "weights.safetensors").exists():
+        raise ConfigError("model.init_from", f"{cfg.model.init_from} holds no trained weights (a finished run "
+                                             "folder or its checkpoint/): train that stage first")
+    from scaling.checkpoint import read_config
+    from scaling.rundir import _flat_json
+    before = read_config(folder)
+    mine = {f"model.{k}": v for k, v in _flat_json(dataclasses.asdict(cfg.model)).items()}
+    theirs = {f"model.{k}": v for k, v in _flat_json(dataclasses.asdict(before.model)).items()}
+    mine.update({f"paradigm.head.{k}": v for k, v in _flat_json(dataclasses.asdict(cfg.paradigm.head)).items()})
+    theirs.update({f"paradigm.head.{k}": v for k, v in _flat_json(dataclasses.asdict(before.paradigm.head)).items()})
+    differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)
+              and not any(k.startswith(f"model.{p}") for p in STAGE_MAY_DIFFER)]
+    if differ:
+        shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:4])
+        raise ConfigError("model.init_from", f"{folder} was trained with another model or head ({shown}): "
+                                             "a later stage keeps the earlier one's architecture")
+
+
 def model_config(cfg: RunConfig) -> ModelConfig:
     """The model settings to load: ``cfg.model``, or for an adapted decoder the same model read
     from its prepared folder (saved already cut to its layers). Reads only; raises StartMissing
     with the command that makes it."""
+    if cfg.model.init_from:  # the earlier stage's base; its trained weights are loaded by build
+        if not ready(cfg):
+            raise StartMissing(f"model.init_from={cfg.model.init_from}: no trained weights there; train that "
+                               "stage first")
+        return model_config(_base(cfg))
     if kind(cfg) == "packaged":
         return cfg.model
     from scaling.mntp import adapted_dir
@@ -62,17 +113,33 @@ def model_config(cfg: RunConfig) -> ModelConfig:
 def prepare(cfg: RunConfig, dataset=None, log=print) -> dict:
     """Make the starting point when it is missing (an MNTP adaptation on the training corpus,
     ``dataset`` or loaded here); returns ``describe(cfg)``."""
-    if not ready(cfg):
+    check(cfg)
+    if not ready(_base(cfg)):
         from scaling.mntp import adapt, adapted_dir
         if dataset is None:
             from scaling.data import corpora
             dataset = corpora.load(cfg.data, cfg.cache_dir)
-        adapt(cfg.model, list(dataset.corpus.values()), adapted_dir(cfg), cfg.cache_dir, log)
+        adapt(cfg.model, list(dataset.corpus.values()), adapted_dir(_base(cfg)), cfg.cache_dir, log)
     return describe(cfg)
 
 
 def describe(cfg: RunConfig) -> dict:
-    """What the result records: the kind, where its weights are read from, and what made them."""
+    """What the result records: the kind, where its weights are read from, and what made them;
+    for a later stage, the earlier one's description, budget (its realised FLOPs and steps) and
+    the FLOPs of every stage before this one (``flops_before``)."""
+    if cfg.model.init_from:
+        from scaling.checkpoint import read_config
+        folder = earlier_dir(cfg)
+        before = read_config(folder)
+        result = folder.parent / "result.json"
+        realised = json.loads(result.read_text())["budget"]["realised"] if result.exists() else {}
+        earlier = describe(before)
+        flops = realised.get("flops")
+        return {"kind": "checkpoint", "model": cfg.model.name, "path": str(folder), "from": earlier,
+                "stage": {"data": before.data.name, "loss": before.loss.name, "flops": flops,
+                          "steps": realised.get("steps")},
+                "flops_before": None if flops is None or earlier.get("flops_before", 0) is None
+                else flops + earlier.get("flops_before", 0)}
     out = {"kind": kind(cfg), "model": cfg.model.name, "path": cfg.model.path or cfg.model.hf_id}
     if kind(cfg) == "mntp":
         from scaling.mntp import adapted_dir
@@ -83,3 +150,14 @@ def describe(cfg: RunConfig) -> dict:
             out["made_by"] = {"mntp_steps": made["steps"], "last_loss": made["last_loss"],
                               "seconds": made["seconds"], "settings": made["settings"]}
     return out
+
+
+def line(described: dict) -> str:
+    """One line for the log: where the weights come from and what the stages before cost."""
+    if described["kind"] == "checkpoint":
+        stage, before = described["stage"], described["flops_before"]
+        flops = f"{stage['flops']:.3e} FLOPs, {stage['steps']} steps" if stage["flops"] is not None else "budget unknown"
+        total = f"; {before:.3e} FLOPs in all stages before this one" if before is not None else ""
+        return f"from {described['path']} ({stage['loss']} on {stage['data']}: {flops}{total}; not in this run's budget)"
+    made = described.get("made_by", {})
+    return f"{described['kind']} {described['path']} ({made.get('mntp_steps')} MNTP steps, not in the budget)"

@@ -119,6 +119,11 @@ def untrained(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
 def _untrained_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
     model = dataclasses.asdict(cfg.model)
     model.pop("lora")  # LoRA at its init changes nothing
+    if cfg.model.init_from:  # a later stage starts from an earlier run's weights: keyed by their content
+        import hashlib
+
+        from scaling.start import earlier_dir
+        model["init_from"] = hashlib.sha256((earlier_dir(cfg) / "weights.safetensors").read_bytes()).hexdigest()
     return {**_data_key(cfg, data_dir, splits), "model": model, "head": dataclasses.asdict(cfg.paradigm.head),
             "temperature": cfg.paradigm.temperature}
 
