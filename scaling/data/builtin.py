@@ -134,10 +134,16 @@ def build(out_dir: Path, root: Path | None = None, quiet: bool = False) -> Path:
     if (out_dir / formats.COMPLETE_MARKER).exists():
         return out_dir
     docs, queries, splits = extract(root)
-    qrels = {name: {qid: {qid: 1} for qid in qids} for name, qids in splits.items()}
+    return write(out_dir, "pycode", docs, queries, splits, quiet)
+
+
+def write(out_dir: Path, name: str, docs: list[dict], queries: list[dict], splits: dict[str, list[str]],
+          quiet: bool = False, source: str = "") -> Path:
+    """Write a built-in corpus whose query i is answered by document i (qid = docid), atomically."""
+    qrels = {split: {qid: {qid: 1} for qid in qids} for split, qids in splits.items()}
     formats.write_beir(out_dir, docs, queries, qrels)
     if not quiet:
-        sizes = ", ".join(f"{name} {len(q)}" for name, q in splits.items())
-        print(f"[data] built pycode at {out_dir}: {len(docs)} documents, "
+        sizes = ", ".join(f"{split} {len(q)}" for split, q in splits.items())
+        print(f"[data] built {name} at {out_dir}{source}: {len(docs)} documents, "
               f"{len(queries)} queries ({sizes})", flush=True)
     return out_dir

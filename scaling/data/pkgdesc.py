@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from scaling.data import formats
+from scaling.data import builtin
 from scaling.data.builtin import SPLITS, split_of
 
 SOURCE = Path("/var/lib/dpkg/status")
@@ -107,10 +108,4 @@ def build(out_dir: Path, source: Path = SOURCE, quiet: bool = False) -> Path:
     if not queries:
         raise ValueError(f"{source}: no package with a synopsis and a long description of "
                          f"{MIN_DOC_WORDS}+ words: nothing to build data=pkgdesc from")
-    qrels = {name: {qid: {qid: 1} for qid in qids} for name, qids in splits.items()}
-    formats.write_beir(out_dir, docs, queries, qrels)
-    if not quiet:
-        sizes = ", ".join(f"{name} {len(q)}" for name, q in splits.items())
-        print(f"[data] built pkgdesc at {out_dir} from {source}: {len(docs)} documents, "
-              f"{len(queries)} queries ({sizes})", flush=True)
-    return out_dir
+    return builtin.write(out_dir, "pkgdesc", docs, queries, splits, quiet, f" from {source}")
