@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scaling.config import RunConfig, parse, to_dict
+from scaling.config import RunConfig, to_dict
+from scaling.start import read_config  # noqa: F401  (a checkpoint's run configuration)
 
 
 def _backbone_and_head(cfg: RunConfig):
@@ -57,28 +58,6 @@ def save(out: Path, module, cfg: RunConfig) -> Path:
             module.body.model.save_pretrained(str(tmp / "adapter"))
         write_json_atomic(tmp / "run_config.json", to_dict(cfg))
     return Path(out)
-
-
-ADDED_SPARSE_KEYS = {"skip_prefix": False, "lexical": False, "fold": False}
-"""Sparse-head keys added after checkpoints were already written, with the value those were
-trained with (the keys now default to True: a missing key must not read as today's default)."""
-
-
-def read_config(ckpt_dir: Path) -> RunConfig:
-    """The run configuration a checkpoint folder was trained with."""
-    path = Path(ckpt_dir).expanduser() / "run_config.json"
-    if not path.exists():
-        inner = path.parent / "checkpoint" / "run_config.json"
-        hint = (f"; {path.parent} is a run folder: give checkpoint={path.parent / 'checkpoint'}"
-                if inner.exists() else "")
-        raise FileNotFoundError(f"checkpoint={path.parent} is not a checkpoint folder (no run_config.json "
-                                f"and weights.safetensors){hint}")
-    data = json.loads(path.read_text())
-    head = data.get("paradigm", {}).get("head") or {}
-    if head.get("name") == "sparse":
-        for key, value in ADDED_SPARSE_KEYS.items():
-            head.setdefault(key, value)
-    return parse(data)
 
 
 def load(ckpt_dir: Path, cfg: RunConfig):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from scaling.config import LOSSES, PARADIGM_MODELS, PARADIGMS, EvaluateConfig, PrepareConfig, RunConfig, parse
+from scaling.config import CODE_GROUPS, PARADIGM_MODELS, EvaluateConfig, PrepareConfig, RunConfig, parse
 from scaling.data.formats import FormatError
 from scaling.schema import ConfigError
 
@@ -47,13 +47,13 @@ def register() -> None:
             OmegaConf.set_struct(node.grid.point, False)
             OmegaConf.set_struct(node.grid.brings, False)
         store.store(group="schema", name=name, node=node, package="_global_")
-    for name, node in PARADIGMS.items():
+    for name, node in CODE_GROUPS["paradigm"].items():
         if name in PARADIGM_MODELS:  # the choice also sets model keys, so it is filed at the root
             store.store(group="paradigm", name=name, package="_global_",
                         node={"paradigm": node, "model": PARADIGM_MODELS[name]})
         else:
             store.store(group="paradigm", name=name, node=node)
-    for name, node in LOSSES.items():
+    for name, node in CODE_GROUPS["loss"].items():
         store.store(group="loss", name=name, node=node)
 
 

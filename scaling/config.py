@@ -686,6 +686,10 @@ LOSSES = {
     "kd_inbatch": LossConfig(name="kd_inbatch", terms=[KLConfig(in_batch=True)]),
 }
 
+CODE_GROUPS = {"paradigm": PARADIGMS, "loss": LOSSES}
+"""Config groups whose options are defined here, not in a recipes/conf folder (scaling.cli files
+them in Hydra's ConfigStore; scaling.grid names folders by their choices)."""
+
 
 def parse(data: dict, cls=RunConfig):
     """Validate a composed config mapping into ``cls`` (RunConfig by default)."""

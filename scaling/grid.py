@@ -68,17 +68,10 @@ def name(pt: dict[str, str]) -> str:
 
 
 def _is_group(key: str) -> bool:
-    """A config group (a folder ``recipes/conf/<key>/``, or one filed in code by scaling.cli such as
-    paradigm and loss), not a key (seed, budget.flops)."""
-    if "." in key:
-        return False
-    if (CONF_DIR / key).is_dir():
-        return True
-    from hydra.core.config_store import ConfigStore
-
-    from scaling import cli
-    cli.register()
-    return key != "schema" and isinstance(ConfigStore.instance().repo.get(key), dict)
+    """A config group (a folder ``recipes/conf/<key>/``, or one defined in code: config.CODE_GROUPS),
+    not a key (seed, budget.flops)."""
+    from scaling.config import CODE_GROUPS
+    return "." not in key and (key in CODE_GROUPS or (CONF_DIR / key).is_dir())
 
 
 def run_dir(root: str, grid_name: str, pt: dict[str, str]) -> Path:

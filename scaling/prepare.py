@@ -4,8 +4,9 @@ Steps (``recipes/prepare.py steps=[...]``), each cached and skipped when its out
 
 - ``data``: the dataset (the built-in corpus is built once; a BEIR folder is validated);
 - ``model``: the backbone's local weights (the packaged SmolLM2 is converted once);
-- ``mntp``: the backbone's starting point when ``model.mntp.steps`` > 0, an MNTP-adapted decoder
-  (scaling/start.py; a training run makes it itself when missing, but never while building a model);
+- ``mntp``: the backbone's starting point when ``model.mntp.steps`` > 0, an MNTP-adapted decoder,
+  made by scaling/start.py (recipes/prepare.py calls it after these steps; a training run makes it
+  itself when missing, but never while building a model);
 - ``bm25``: a Lucene index of the corpus, a BM25 run for the training split,
   and the training groups (each query's positives and its BM25 candidates minus them, topped
   up with random documents when BM25 finds fewer than ``data.bm25.hits``);
@@ -397,10 +398,6 @@ def prepare(cfg: RunConfig, steps=STEPS, log=print) -> dict:
         t = time.time()
         out["model"] = smollm2_dir(cache)
         log(f"[prepare] model smollm2-135m: {out['model']} ({time.time() - t:.1f} s)")
-    if "mntp" in steps and cfg.model.mntp.steps > 0:
-        from scaling import start
-        out["mntp"] = start.prepare(cfg, dataset, log)
-        log(f"[prepare] starting point: {out['mntp']['path']}")
     if {"bm25", "pools", "teacher_model", "teacher"} & set(steps):
         prepare_bm25(cfg, dataset, log)
         out["bm25"] = paths(cfg).groups

@@ -25,7 +25,29 @@ import dataclasses
 import json
 from pathlib import Path
 
-from scaling.config import ConfigError, ModelConfig, RunConfig
+from scaling.config import ConfigError, ModelConfig, RunConfig, parse
+
+
+ADDED_SPARSE_KEYS = {"skip_prefix": False, "lexical": False, "fold": False}
+"""Sparse-head keys added after checkpoints were already written, with the value those were
+trained with (the keys now default to True: a missing key must not read as today's default)."""
+
+
+def read_config(ckpt_dir: Path) -> RunConfig:
+    """The run configuration a checkpoint folder was trained with."""
+    path = Path(ckpt_dir).expanduser() / "run_config.json"
+    if not path.exists():
+        inner = path.parent / "checkpoint" / "run_config.json"
+        hint = (f"; {path.parent} is a run folder: give checkpoint={path.parent / 'checkpoint'}"
+                if inner.exists() else "")
+        raise FileNotFoundError(f"checkpoint={path.parent} is not a checkpoint folder (no run_config.json "
+                                f"and weights.safetensors){hint}")
+    data = json.loads(path.read_text())
+    head = data.get("paradigm", {}).get("head") or {}
+    if head.get("name") == "sparse":
+        for key, value in ADDED_SPARSE_KEYS.items():
+            head.setdefault(key, value)
+    return parse(data)
 
 
 class StartMissing(FileNotFoundError):
@@ -71,7 +93,6 @@ def check(cfg: RunConfig) -> None:
     if not (folder / "weights.safetensors").exists():
         raise ConfigError("model.init_from", f"{cfg.model.init_from} holds no trained weights (a finished run "
                                              "folder or its checkpoint/): train that stage first")
-    from scaling.checkpoint import read_config
     from scaling.rundir import _flat_json
     before = read_config(folder)
     mine = {f"model.{k}": v for k, v in _flat_json(dataclasses.asdict(cfg.model)).items()}
@@ -128,7 +149,6 @@ def describe(cfg: RunConfig) -> dict:
     for a later stage, the earlier one's description, budget (its realised FLOPs and steps) and
     the FLOPs of every stage before this one (``flops_before``)."""
     if cfg.model.init_from:
-        from scaling.checkpoint import read_config
         folder = earlier_dir(cfg)
         before = read_config(folder)
         result = folder.parent / "result.json"
