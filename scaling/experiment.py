@@ -73,8 +73,10 @@ def run(cfg: RunConfig) -> dict:
     leader = launch.is_leader()
     record = to_dict(cfg) if leader else None  # what the leader checks the folder against
     # a folder holding another configuration's unfinished run is refused before any work
-    run_dir = rundir.claim(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{cfg.model.name}", cfg.overwrite,
-                           record)
+    from scaling.analysis.records import rung_name
+    size = rung_name(cfg.model.name, cfg.model.num_layers)  # as the command line names it: smollm2-l1
+    size = size if " " not in size else f"{cfg.model.name}-l{cfg.model.num_layers}"
+    run_dir = rundir.claim(cfg.run_dir, f"{cfg.paradigm.name}-{cfg.loss.name}-{size}", cfg.overwrite, record)
     from scaling.data import corpora
     inputs = checks.run_inputs(cfg)  # every check, before any folder, model, corpus or reference work
     dataset = corpora.load(cfg.data, cfg.cache_dir, root=inputs.data_dir)
