@@ -38,12 +38,8 @@ cli.register()
 def main(conf: DictConfig) -> None:
     with cli.errors():
         cfg = cli.parse_conf(conf, PrepareConfig)
-        from scaling import start
         from scaling.prepare import prepare
-        run_cfg, log = cfg.run_config(), (lambda m: print(m, flush=True))
-        prepare(run_cfg, [s for s in cfg.steps if s != "mntp"], log=log)
-        if "mntp" in cfg.steps and start.kind(run_cfg) == "mntp":  # the backbone's starting point
-            log(f"[prepare] starting point: {start.line(start.prepare(run_cfg, log=log))}")
+        prepare(cfg.run_config(), cfg.steps, log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ per key (the model settings and ``model.mntp``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -58,15 +57,6 @@ def mntp_loss(hidden: torch.Tensor, lm_head: torch.nn.Module, labels: torch.Tens
         return hidden.sum() * 0.0
     logits = lm_head(pred[keep])  # (n_masked, V)
     return torch.nn.functional.cross_entropy(logits.float(), target[keep])
-
-
-def adapted_dir(cfg) -> Path:
-    """Where the adapted weights of ``cfg`` live: under the dataset's prepared folder, keyed by
-    the model settings (``model.mntp`` included) they were adapted with."""
-    from scaling.prepare import paths
-    settings = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "init_from"}  # a stage's base
-    key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode())
-    return paths(cfg).root / "mntp" / key.hexdigest()[:12]
 
 
 def adapt(model_cfg, texts: list[str], out: Path, cache_dir, log=print) -> dict:

@@ -4,9 +4,8 @@ Steps (``recipes/prepare.py steps=[...]``), each cached and skipped when its out
 
 - ``data``: the dataset (the built-in corpus is built once; a BEIR folder is validated);
 - ``model``: the backbone's local weights (the packaged SmolLM2 is converted once);
-- ``mntp``: the backbone's starting point when ``model.mntp.steps`` > 0, an MNTP-adapted decoder,
-  made by scaling/start.py (recipes/prepare.py calls it after these steps; a training run makes it
-  itself when missing, but never while building a model);
+- ``mntp``: the backbone's starting point when ``model.mntp.steps`` > 0, an MNTP-adapted decoder
+  (scaling/start.py; a training run makes it itself when missing, but never while building a model);
 - ``bm25``: a Lucene index of the corpus, a BM25 run for the training split,
   and the training groups (each query's positives and its BM25 candidates minus them, topped
   up with random documents when BM25 finds fewer than ``data.bm25.hits``);
@@ -159,6 +158,27 @@ def bm25_index(cfg: RunConfig, dataset, log=print) -> Path:
     index = bm25.build_index(dataset.corpus, p.bm25 / "index", cfg.data.bm25)
     log(f"[prepare] bm25 index: {index} ({time.time() - t:.1f} s)")
     return index
+
+
+def mntp_dir(cfg: RunConfig) -> Path:
+    """Where the MNTP-adapted weights of ``cfg``'s backbone live: under the dataset's prepared
+    folder, keyed by the model settings (``model.mntp`` included; not ``init_from``, so the stages
+    of a multi-stage run share their base)."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k != "init_from"}
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode())
+    return paths(cfg).root / "mntp" / key.hexdigest()[:12]
+
+
+def prepare_mntp(cfg: RunConfig, dataset, log=print) -> Path | None:
+    """The ``mntp`` step: adapt the backbone on the training corpus once (scaling/mntp.py); the
+    folder, or None when the run starts from unadapted weights."""
+    if cfg.model.mntp.steps == 0:
+        return None
+    out = mntp_dir(cfg)
+    if not (out / "mntp.json").exists():
+        from scaling.mntp import adapt
+        adapt(cfg.model, list(dataset.corpus.values()), out, cfg.cache_dir, log)
+    return out
 
 
 def prepare_bm25(cfg: RunConfig, dataset, log=print) -> dict:
@@ -398,6 +418,9 @@ def prepare(cfg: RunConfig, steps=STEPS, log=print) -> dict:
         t = time.time()
         out["model"] = smollm2_dir(cache)
         log(f"[prepare] model smollm2-135m: {out['model']} ({time.time() - t:.1f} s)")
+    if "mntp" in steps and cfg.model.mntp.steps > 0:
+        out["mntp"] = prepare_mntp(cfg, dataset, log)
+        log(f"[prepare] starting point: {out['mntp']} (MNTP-adapted)")
     if {"bm25", "pools", "teacher_model", "teacher"} & set(steps):
         prepare_bm25(cfg, dataset, log)
         out["bm25"] = paths(cfg).groups

@@ -10,13 +10,13 @@ One notion for what used to be three code paths:
   (packaged or adapted) with that run's trained LoRA and head weights loaded before training. The
   earlier run's model and head settings must be this run's; it is made by training it.
 
-A starting point is *made* by a preparation step (``prepare``: ``recipes/prepare.py
-"steps=[mntp]"``, or a run's own preparation before any model is built) and only *read* when a
+A starting point is *made* by a preparation step (scaling/prepare.py's ``mntp`` step, through
+``recipes/prepare.py "steps=[mntp]"`` or this module's ``prepare`` before a run builds its model) and only *read* when a
 model is built (``model_config``): building a model for training or inference never trains one. A
 missing starting point is an error naming the command that makes it. ``describe`` is what the
 result records (``result["start"]``).
 
-Nothing here writes to disk but ``prepare`` (through scaling/mntp.py, atomically).
+Nothing here writes to disk but ``prepare`` (through the mntp step, atomically).
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def ready(cfg: RunConfig) -> bool:
     if cfg.model.init_from:
         return ready(_base(cfg)) and (earlier_dir(cfg) / "weights.safetensors").exists()
     if kind(cfg) == "mntp":
-        from scaling.mntp import adapted_dir
-        return (adapted_dir(cfg) / "mntp.json").exists()
+        from scaling.prepare import mntp_dir
+        return (mntp_dir(cfg) / "mntp.json").exists()
     return True
 
 
@@ -94,11 +94,10 @@ def check(cfg: RunConfig) -> None:
         raise ConfigError("model.init_from", f"{cfg.model.init_from} holds no trained weights (a finished run "
                                              "folder or its checkpoint/): train that stage first")
     from scaling.rundir import _flat_json
-    before = read_config(folder)
-    mine = {f"model.{k}": v for k, v in _flat_json(dataclasses.asdict(cfg.model)).items()}
-    theirs = {f"model.{k}": v for k, v in _flat_json(dataclasses.asdict(before.model)).items()}
-    mine.update({f"paradigm.head.{k}": v for k, v in _flat_json(dataclasses.asdict(cfg.paradigm.head)).items()})
-    theirs.update({f"paradigm.head.{k}": v for k, v in _flat_json(dataclasses.asdict(before.paradigm.head)).items()})
+
+    def shape(c: RunConfig) -> dict:  # {dotted key: value} of what fixes the weights' architecture
+        return _flat_json({"model": dataclasses.asdict(c.model), "paradigm": {"head": dataclasses.asdict(c.paradigm.head)}})
+    mine, theirs = shape(cfg), shape(read_config(folder))
     differ = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)
               and not any(k.startswith(f"model.{p}") for p in STAGE_MAY_DIFFER)]
     if differ:
@@ -118,9 +117,8 @@ def model_config(cfg: RunConfig) -> ModelConfig:
         return model_config(_base(cfg))
     if kind(cfg) == "packaged":
         return cfg.model
-    from scaling.mntp import adapted_dir
-    from scaling.prepare import prepare_command
-    out = adapted_dir(cfg)
+    from scaling.prepare import mntp_dir, prepare_command
+    out = mntp_dir(cfg)
     if not ready(cfg):
         m = cfg.model
         how = (f"{prepare_command(cfg, 'mntp')} size={m.name} model.bidirectional={str(m.bidirectional).lower()} "
@@ -136,11 +134,11 @@ def prepare(cfg: RunConfig, dataset=None, log=print) -> dict:
     ``dataset`` or loaded here); returns ``describe(cfg)``."""
     check(cfg)
     if not ready(_base(cfg)):
-        from scaling.mntp import adapt, adapted_dir
+        from scaling.prepare import prepare_mntp
         if dataset is None:
             from scaling.data import corpora
             dataset = corpora.load(cfg.data, cfg.cache_dir)
-        adapt(cfg.model, list(dataset.corpus.values()), adapted_dir(_base(cfg)), cfg.cache_dir, log)
+        prepare_mntp(cfg, dataset, log)
     return describe(cfg)
 
 
@@ -162,8 +160,8 @@ def describe(cfg: RunConfig) -> dict:
                 else flops + earlier.get("flops_before", 0)}
     out = {"kind": kind(cfg), "model": cfg.model.name, "path": cfg.model.path or cfg.model.hf_id}
     if kind(cfg) == "mntp":
-        from scaling.mntp import adapted_dir
-        folder = adapted_dir(cfg)
+        from scaling.prepare import mntp_dir
+        folder = mntp_dir(cfg)
         out["path"] = str(folder)
         if ready(cfg):
             made = json.loads((folder / "mntp.json").read_text())

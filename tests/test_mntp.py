@@ -40,7 +40,7 @@ def test_mntp_loss_is_next_token_cross_entropy_at_masked_positions():
 
 
 def test_mntp_loss_falls_on_a_tiny_corpus_and_the_run_loads_the_adapted_model(tmp_path, small_beir):
-    from scaling import checkpoint, mntp
+    from scaling import checkpoint, mntp, prepare
     from scaling.config import parse
     from tests.conftest import compose
     cfg = parse(compose(["size=tiny", "data=beir", f"data.path={small_beir}", f"cache_dir={tmp_path}",
@@ -67,18 +67,18 @@ def test_mntp_loss_falls_on_a_tiny_corpus_and_the_run_loads_the_adapted_model(tm
     finally:
         mntp.adapt = real_adapt
     # the preparation step makes it (here: the folder adapted above, copied where the key puts it)
-    shutil.copytree(tmp_path / "adapted", mntp.adapted_dir(cfg))
+    shutil.copytree(tmp_path / "adapted", prepare.mntp_dir(cfg))
     described = start.prepare(cfg)
     assert described["kind"] == "mntp" and described["made_by"]["mntp_steps"] == 40
     model_cfg = start.model_config(cfg)
-    assert model_cfg.path == str(mntp.adapted_dir(cfg)) and model_cfg.num_layers is None
-    stamp = (mntp.adapted_dir(cfg) / "mntp.json").stat().st_mtime_ns
+    assert model_cfg.path == str(prepare.mntp_dir(cfg)) and model_cfg.num_layers is None
+    stamp = (prepare.mntp_dir(cfg) / "mntp.json").stat().st_mtime_ns
     mntp.adapt = lambda *a, **k: calls.append(a)
     try:
         backbone, head, _ = checkpoint.build(cfg)
     finally:
         mntp.adapt = real_adapt
-    assert calls == [] and (mntp.adapted_dir(cfg) / "mntp.json").stat().st_mtime_ns == stamp
+    assert calls == [] and (prepare.mntp_dir(cfg) / "mntp.json").stat().st_mtime_ns == stamp
     fresh = checkpoint.build(dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, bidirectional=True, mntp=dataclasses.replace(cfg.model.mntp, steps=0))))[0]
     w_adapted = dict(backbone.body.model.base_model.model.named_parameters()) if hasattr(
