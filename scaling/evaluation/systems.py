@@ -119,11 +119,10 @@ def untrained(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
 def _untrained_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
     model = dataclasses.asdict(cfg.model)
     model.pop("lora")  # LoRA at its init changes nothing
-    if cfg.model.init_from:  # a later stage starts from an earlier run's weights: keyed by their content
-        import hashlib
-
-        from scaling.start import earlier_dir
-        model["init_from"] = hashlib.sha256((earlier_dir(cfg) / "weights.safetensors").read_bytes()).hexdigest()
+    if cfg.model.init_from:  # a later stage starts from an earlier run's weights: keyed by the file's
+        from scaling.start import earlier_dir  # identity (a retrained stage rewrites it), not by reading
+        stat = (earlier_dir(cfg) / "weights.safetensors").stat()  # gigabytes of fully trained weights
+        model["init_from"] = [str(earlier_dir(cfg).resolve()), stat.st_size, stat.st_mtime_ns]
     return {**_data_key(cfg, data_dir, splits), "model": model, "head": dataclasses.asdict(cfg.paradigm.head),
             "temperature": cfg.paradigm.temperature}
 
