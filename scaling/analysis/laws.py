@@ -81,18 +81,17 @@ def backtest(x, y, form: str = "power", series: str = "series", resamples: int =
     dof = int((~held).sum()) - len(FORMS[form])
     resid = np.log(y[~held]) - np.log(fit.predict(x[~held]))
     sd = float(np.sqrt(np.sum(resid ** 2) / dof)) if dof > 0 else nan
-    lo, hi = _predictive(fit, float(x.max()), sd / math.sqrt(int(held.sum())), max(dof, 1), seed)
-    if math.isnan(sd):
-        lo, hi = curve_lo, curve_hi
+    lo, hi = ((curve_lo, curve_hi) if math.isnan(sd)  # no noise estimate: the curve's interval
+              else _predictive(fit, float(x.max()), sd / math.sqrt(int(held.sum())), dof, seed))
     return Backtest(series, float(x.max()), measured, int(held.sum()), float(fit.predict(x.max())),
                     lo, hi, int((~held).sum()), curve_lo=curve_lo, curve_hi=curve_hi, noise_sd=sd)
 
 
 def _predictive(fit: PowerLawFit, x: float, sd: float, dof: int, seed: int, level: float = 0.95) -> tuple[float, float]:
     """Percentiles of draw-prediction x exp(sd t_dof): Student's t, as sd is estimated from dof
-    residuals (NaN without draws or sd)."""
+    residuals (NaN without draws)."""
     d = fit.draws
-    if d.size == 0 or math.isnan(sd):
+    if d.size == 0:
         return float("nan"), float("nan")
     curve = d[:, 0] * x ** (-d[:, 1]) + (d[:, 2] if d.shape[1] > 2 else 0.0)  # (draws,)
     rng = np.random.default_rng(seed)

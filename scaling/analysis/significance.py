@@ -171,7 +171,6 @@ def compare(baseline_label: str, baseline: dict[str, float], systems: dict[str, 
     Returns one ``Comparison`` per system, in the order of ``systems``."""
     if not baseline:
         raise ValueError("the baseline has no queries")
-    _check_qids(baseline, systems)
     return compare_pairs({label: (baseline_label, baseline, values) for label, values in systems.items()},
                          measure, alpha, resamples, seed)
 
