@@ -115,7 +115,7 @@ def dataset(data_cfg, cache_dir, wanted: dict[str, list[str]], build: bool) -> P
     root = corpora.dataset_dir(data_cfg, cache_dir, build=build)
     if root is not None:
         corpora.check_splits(data_cfg, root, wanted)
-    elif data_cfg.name in ("pycode", "pkgdesc"):  # the built-in corpora: their splits are fixed
+    elif data_cfg.name in corpora.BUILT_IN:  # their splits are fixed
         known = [name for name, _ in builtin.SPLITS]
         for key, splits in wanted.items():
             bad = [s for s in splits if s not in known]

@@ -11,16 +11,11 @@ from scaling.data import beir, builtin, formats, msmarco, pkgdesc
 def dataset_dir(cfg, cache_dir, build: bool = True) -> Path | None:
     """The folder ``cfg`` reads (building the built-in corpus or extracting a zip when needed).
     ``build=False`` builds and extracts nothing: None when the folder is not there yet."""
-    if cfg.name == "pycode":
-        folder = builtin.default_dir(Path(cache_dir).expanduser())
+    if cfg.name in BUILT_IN:
+        folder, make = _built_in(cfg, Path(cache_dir).expanduser())
         if not build:
             return folder if (folder / formats.COMPLETE_MARKER).exists() else None
-        return builtin.build(folder)
-    if cfg.name == "pkgdesc":
-        folder = pkgdesc.default_dir(Path(cache_dir).expanduser(), pkgdesc_source(cfg))
-        if not build:
-            return folder if (folder / formats.COMPLETE_MARKER).exists() else None
-        return pkgdesc.build(folder, pkgdesc_source(cfg))
+        return make()
     if cfg.name == "beir":
         return beir.dataset_dir(cfg, cache_dir, build)
     if cfg.name == "msmarco":
@@ -29,6 +24,20 @@ def dataset_dir(cfg, cache_dir, build: bool = True) -> Path | None:
             raise ConfigError(f"data=msmarco needs data.path=DIR with the MS MARCO files ({msmarco.WHERE})")
         return Path(cfg.path).expanduser()
     raise KeyError(f"unknown data.name {cfg.name!r}; known: {', '.join(NAMES)}")
+
+
+BUILT_IN = ("pycode", "pkgdesc")
+"""Corpora built here from files every machine of this kind has, with fixed splits (builtin.SPLITS)."""
+
+
+def _built_in(cfg, cache: Path):
+    """(folder, build it) of a built-in corpus."""
+    if cfg.name == "pycode":
+        folder = builtin.default_dir(cache)
+        return folder, lambda: builtin.build(folder)
+    source = pkgdesc_source(cfg)
+    folder = pkgdesc.default_dir(cache, source)
+    return folder, lambda: pkgdesc.build(folder, source)
 
 
 def pkgdesc_source(cfg) -> Path:
