@@ -46,6 +46,8 @@ class Inputs:
     """The training groups (``scaling.data.groups.training_items``) with their teacher-scored or
     BM25 pools; None in a dry run before the dataset folder is built."""
     unchecked: list[str] = field(default_factory=list)
+    zero_shot: list[Path | None] = field(default_factory=list)
+    """The folders of ``eval.zero_shot``'s datasets, in order (None in a dry run before one is built)."""
 
 
 def world_size(cfg: RunConfig) -> int:
@@ -182,13 +184,28 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     path, teacher, items = training_inputs(cfg, data_dir, unchecked)
     if needs_scorer(cfg):
         scorer_ready(cfg)
-    return Inputs(plan, data_dir, path, teacher, items, unchecked)
+    return Inputs(plan, data_dir, path, teacher, items, unchecked, zero_shot_dirs(cfg, data_dir, build))
 
 
-def evaluate_inputs(cfg: EvaluateConfig) -> tuple[RunConfig, Path]:
+def zero_shot_dirs(cfg, data_dir: Path | None, build: bool) -> list[Path | None]:
+    """The folders of ``eval.zero_shot``'s datasets, their sources and splits checked; one that is
+    the training (or evaluated) dataset itself, or named twice, is a ConfigError."""
+    dirs = []
+    for i, z in enumerate(cfg.eval.zero_shot):
+        key = f"eval.zero_shot[{i}]"
+        root = dataset(z, cfg.cache_dir, {f"{key}.eval_splits": list(z.eval_splits)}, build)
+        if root is not None and root in (data_dir, *dirs):
+            raise ConfigError(key, f"{z.name} ({root}) is {'the run' if root == data_dir else 'an earlier zero-shot'}"
+                                   "'s dataset already: a zero-shot dataset is another one")
+        dirs.append(root)
+    return dirs
+
+
+def evaluate_inputs(cfg: EvaluateConfig) -> tuple[RunConfig, Path, list[Path]]:
     """recipes/evaluate.py's checks before a model loads: (the checkpoint's run configuration, or
     the defaults without one; a folder that is not a checkpoint fails with a hint) and the dataset
     folder, its files for the evaluated splits present."""
     from scaling.checkpoint import read_config
     base = read_config(cfg.checkpoint) if cfg.checkpoint else RunConfig()
-    return base, dataset(cfg.data, cfg.cache_dir, {"data.eval_splits": list(cfg.data.eval_splits)}, build=True)
+    root = dataset(cfg.data, cfg.cache_dir, {"data.eval_splits": list(cfg.data.eval_splits)}, build=True)
+    return base, root, zero_shot_dirs(cfg, root, build=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scaling.launch import parse_shard
@@ -492,6 +493,12 @@ class EvalConfig:
     this many random negatives, drawn once per dataset and split and saved; 0: not measured."""
     entropy_seed: int = 0
     """The candidate sets' seed (the same for every run, whatever its ``seed``)."""
+    zero_shot: list[Any] = field(default_factory=list, metadata=union({n: DataConfig for n in DATASETS}, "dataset"))
+    """Other datasets the trained model is also evaluated on, unseen in training: each a data
+    config as ``data=<name>`` composes it, then the entry's keys (``{name: pkgdesc}``,
+    ``{name: beir, path: DIR}``; its ``eval_splits``, test by default), its rows beside the training
+    data's in the same table and result (``<dataset>/<split>``), with the references and the
+    untrained backbone on them too. Queries and documents are cut to each one's own lengths."""
     compare_to: str | None = "bm25"
     """The results table marks each system's difference from this column (a reference system or
     ``untrained``) when significant: a paired t-test (*) and a paired randomization test (†) on
@@ -524,7 +531,7 @@ class EvalConfig:
     def result_settings(self) -> dict:
         """The settings a result depends on (not where or in how many pieces it ran): cache keys."""
         skip = ("baselines", "untrained", "device", "shard", "block", "batch_size", "wait_s", "every_n_steps",
-                "curve_split", "compare_to", "alpha")
+                "curve_split", "compare_to", "alpha", "zero_shot")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
@@ -691,8 +698,25 @@ CODE_GROUPS = {"paradigm": PARADIGMS, "loss": LOSSES}
 them in Hydra's ConfigStore; scaling.grid names folders by their choices)."""
 
 
+DATA_OPTIONS = Path(__file__).resolve().parents[1] / "recipes" / "conf" / "data"
+
+
+def as_data_option(entry):
+    """A dataset named inside another key (``eval.zero_shot``'s ``{name: pkgdesc}``) as ``data=<name>``
+    composes it: the option's YAML (recipes/conf/data/<name>.yaml: pkgdesc's documents at 128
+    tokens, BEIR's lengths) under the entry's own keys. Anything but such a mapping is left as is."""
+    path = DATA_OPTIONS / f"{entry.get('name')}.yaml" if isinstance(entry, dict) else None
+    if path is None or not path.exists():
+        return entry
+    from omegaconf import OmegaConf
+    return OmegaConf.to_container(OmegaConf.merge(OmegaConf.load(path), entry))
+
+
 def parse(data: dict, cls=RunConfig):
     """Validate a composed config mapping into ``cls`` (RunConfig by default)."""
+    zero_shot = (data.get("eval") or {}).get("zero_shot") if isinstance(data, dict) else None
+    if isinstance(zero_shot, list):
+        data = {**data, "eval": {**data["eval"], "zero_shot": [as_data_option(z) for z in zero_shot]}}
     return build(cls, data)
 
 

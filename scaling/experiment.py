@@ -106,7 +106,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     from scaling.data.datamodule import GroupDataModule
     from scaling.evaluation import format_table, systems
     from scaling.module import RetrieverModule
-    leader, splits = launch.is_leader(), cfg.data.eval_splits
+    leader = launch.is_leader()
     print(f"[run] {run_dir}", flush=True)
     if leader:
         write_json_atomic(run_dir / "config.json", to_dict(cfg))
@@ -128,12 +128,12 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     references, untrained = {}, {}
     planned = plan.as_dict()
     tracker.plan(planned)
+    sets = eval_sets(cfg, dataset, inputs.data_dir, inputs.zero_shot)
     if leader:
         write_json_atomic(run_dir / "budget.json", planned)
-        references = systems.references(cfg, dataset, inputs.data_dir, splits)
+        references = systems.references_on(sets)
         if cfg.eval.untrained:
-            untrained = systems.metrics("untrained", cfg, dataset, inputs.data_dir, splits,
-                                        (module, backbone.tokenizer))
+            untrained = systems.each(sets, lambda *s: systems.metrics("untrained", *s, (module, backbone.tokenizer)))
     in_batch = None
     if checks.needs_scorer(cfg):  # the teacher scores every (query, document) pair of each batch
         from teachers.teacher import Teacher
@@ -162,8 +162,8 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
         checkpoint.save(ckpt, module, cfg)
     print("[eval] trained model", flush=True)                                         # evaluate
     t_eval = time.time()
-    metrics = systems.trained(cfg, dataset, splits, (module, backbone.tokenizer), run_dir,
-                              (rank, world) if world > 1 else None)
+    metrics = systems.each(sets, lambda c, ds, _, sp: systems.trained(
+        c, ds, sp, (module, backbone.tokenizer), run_dir, (rank, world) if world > 1 else None))
     t_eval = time.time() - t_eval
     if rank != 0:
         return {}
@@ -194,6 +194,19 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     return result
 
 
+def eval_sets(cfg, dataset, data_dir: Path, zero_shot_dirs: list[Path]) -> list[tuple]:
+    """(run config, dataset, its folder, splits) of every evaluated dataset: the run's own, then
+    each of ``eval.zero_shot`` (the run's configuration with that dataset's)."""
+    import dataclasses
+
+    from scaling.data import corpora
+    sets = [(cfg, dataset, data_dir, list(cfg.data.eval_splits))]
+    for z, root in zip(cfg.eval.zero_shot, zero_shot_dirs):
+        sets.append((dataclasses.replace(cfg, data=z), corpora.load(z, cfg.cache_dir, root=root), root,
+                     list(z.eval_splits)))
+    return sets
+
+
 def _significance(e, columns: dict, result: dict) -> tuple[dict, str]:
     """Marks for the printed table against ``eval.compare_to``'s column, and the legend under it;
     the comparisons go into ``result["significance"]``."""
@@ -219,17 +232,16 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     from scaling.data import corpora
     from scaling.evaluation import format_table, systems
     # the run's own configuration (a checkpoint's), with this call's data, evaluation and folders
-    base, data_dir = checks.evaluate_inputs(cfg)  # the checkpoint folder and the dataset's files, before any work
+    base, data_dir, zero_shot = checks.evaluate_inputs(cfg)  # the checkpoint and the datasets' files, before any work
     rcfg = dataclasses.replace(base, data=cfg.data, eval=cfg.eval, cache_dir=cfg.cache_dir,
                                run_dir=cfg.run_dir, overwrite=cfg.overwrite)
-    dataset = corpora.load(rcfg.data, rcfg.cache_dir, root=data_dir)
-    splits = rcfg.data.eval_splits
+    sets = eval_sets(rcfg, corpora.load(rcfg.data, rcfg.cache_dir, root=data_dir), data_dir, zero_shot)
     run_dir = rundir.prepare(cfg.run_dir, "evaluate", cfg.overwrite)
     print(f"[evaluate] {cfg.checkpoint or ', '.join(cfg.eval.baselines)} -> {run_dir}", flush=True)
     metrics, untrained, budget, record = {}, {}, {}, to_dict(rcfg)
     if cfg.checkpoint:
         model = checkpoint.load(cfg.checkpoint, rcfg)
-        metrics = systems.trained(rcfg, dataset, splits, model, run_dir)
+        metrics = systems.each(sets, lambda c, ds, _, sp: systems.trained(c, ds, sp, model, run_dir))
         if metrics is None:
             return {}
         del model
@@ -237,9 +249,9 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         budget = json.loads(budget_path.read_text()) if budget_path.exists() else {}
     else:  # no model was trained or loaded: only what the references depend on
         record = {k: record[k] for k in ("data", "eval", "cache_dir", "run_dir")}
-    references = systems.references(rcfg, dataset, data_dir, splits)
+    references = systems.references_on(sets)
     if cfg.checkpoint and rcfg.eval.untrained:  # a fresh model, not the loaded checkpoint
-        untrained = systems.metrics("untrained", rcfg, dataset, data_dir, splits)
+        untrained = systems.each(sets, lambda *s: systems.metrics("untrained", *s))
     if not cfg.checkpoint and len(references) == 1:
         metrics = next(iter(references.values()))
     result = {"config": record, "metrics": metrics, "baseline_metrics": untrained, "reference_metrics": references,

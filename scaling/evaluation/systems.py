@@ -158,6 +158,28 @@ def references(cfg: RunConfig, dataset, data_dir, splits) -> dict[str, dict]:
     return {name: metrics(name, cfg, dataset, data_dir, splits) for name in cfg.eval.baselines}
 
 
+def each(sets: list[tuple], evaluate: Callable) -> dict | None:
+    """``evaluate(cfg, dataset, data_dir, splits)`` on every evaluated dataset (the run's, then its
+    zero-shot ones: ``experiment.eval_sets``), the {"<dataset>/<split>": metrics} tables merged;
+    None where any is None (a shard whose evaluation another job finishes)."""
+    out: dict = {}
+    for s in sets:
+        got = evaluate(*s)
+        if got is None:
+            return None
+        out.update(got)
+    return out
+
+
+def references_on(sets: list[tuple]) -> dict[str, dict]:
+    """{name: metrics on every evaluated dataset} of the reference systems ``eval.baselines``."""
+    out: dict[str, dict] = {}
+    for s in sets:
+        for name, got in references(*s).items():
+            out.setdefault(name, {}).update(got)
+    return out
+
+
 def columns(references: dict, untrained: dict | None, **more: dict) -> dict:
     """Table columns in order: the references, the untrained backbone, then ``more`` (label: metrics)."""
     out = {SYSTEMS[name].label: m for name, m in references.items()}
