@@ -44,8 +44,9 @@ def lora_params(arch: Arch, r: int, targets: list[str]) -> int:
               "v_proj": (arch.hidden, kv_out), "o_proj": (q_out, arch.hidden),
               "gate_proj": (arch.hidden, arch.intermediate), "up_proj": (arch.hidden, arch.intermediate),
               "down_proj": (arch.intermediate, arch.hidden),
-              # BERT-style names
-              "query": (arch.hidden, q_out), "key": (arch.hidden, kv_out), "value": (arch.hidden, kv_out)}
+              # BERT-style names, and MPNet's
+              "query": (arch.hidden, q_out), "key": (arch.hidden, kv_out), "value": (arch.hidden, kv_out),
+              "q": (arch.hidden, q_out), "k": (arch.hidden, kv_out), "v": (arch.hidden, kv_out), "o": (q_out, arch.hidden)}
     return arch.layers * sum(r * (i + o) for t, (i, o) in shapes.items() if t in targets)
 
 

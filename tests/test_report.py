@@ -344,6 +344,8 @@ def test_a_grid_point_names_its_rung_unless_an_axis_changes_the_depth():
     assert records.rung_name("tiny", 1, point) == "tiny model.num_layers=1"
     assert records.rung_name("smollm2-135m", 2, {"size": "smollm2-135m", "model.num_layers": "2"}) == "smollm2-l2"
     assert records.rung_name("smollm2-135m", 2, {"size": "smollm2-l1"}) == "smollm2-l2"  # the record wins
+    # a backbone option names a size with its pooling: two poolings of one size are two rows
+    assert records.rung_name("smollm2-135m", None, {"backbone": "smollm2-eos"}) == "smollm2-eos"
 
 
 # --- figures: readable ticks, labelled points --------------------------------------------------

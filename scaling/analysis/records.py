@@ -225,7 +225,9 @@ def size_options(size_dir: Path = SIZE_DIR) -> dict[str, tuple[str, int | None]]
 
 def rung_name(model: str, layers: int | None, point: dict | None = None,
               options: dict[str, tuple[str, int | None]] | None = None) -> str:
-    """A run's size as the command line names it. The grid point's ``size`` when the record has
+    """A run's size as the command line names it. The grid point's ``backbone`` when it has one
+    (``recipes/conf/backbone``: a size and its pooling, so two poolings of one size are two rows);
+    else the grid point's ``size`` when the record has
     one, unless the point also sets ``model.num_layers`` (a size alone then names several rungs)
     or that option's model is not the record's (an option without ``num_layers`` keeps every
     layer, whatever their number). Else the ``size=`` option with this ``model.name`` and
@@ -234,6 +236,8 @@ def rung_name(model: str, layers: int | None, point: dict | None = None,
     the model's name when it keeps every layer."""
     options = size_options() if options is None else options
     point = point or {}
+    if point.get("backbone") is not None:  # a backbone option names a size with its pooling (smollm2-eos)
+        return str(point["backbone"])
     size = point.get("size")
     if size is not None and "model.num_layers" not in point:
         name, option_layers = options.get(str(size), (model, layers))
