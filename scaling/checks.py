@@ -175,10 +175,10 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     FileNotFoundError or FormatError, each naming the key or the file (and line) at fault."""
     loss_needs(cfg)
     from scaling import start
-    start.check(cfg)  # an earlier training stage: finished, the same model and head
+    earlier = start.check(cfg, build)  # an earlier training stage: finished, the same model and head
     plan = make_plan(cfg)  # the depth check (read_hf_config) and the budget's: at least one step
     data_dir = dataset(cfg.data, cfg.cache_dir, wanted_splits(cfg), build)
-    unchecked: list[str] = []
+    unchecked: list[str] = [earlier] if earlier else []
     if data_dir is None:
         unchecked.append(f"the {cfg.data.name} dataset's files (not built yet)")
     path, teacher, items = training_inputs(cfg, data_dir, unchecked)

@@ -85,12 +85,16 @@ def earlier_dir(cfg: RunConfig) -> Path:
 STAGE_MAY_DIFFER = ("init_from", "lora.dropout", "gradient_checkpointing", "dtype")
 
 
-def check(cfg: RunConfig) -> None:
-    """Before any work: an earlier stage must be a finished run of the same model and head."""
+def check(cfg: RunConfig, build: bool = True) -> str | None:
+    """Before any work: an earlier stage must be a finished run of the same model and head. A dry
+    run (``build=False``) may plan a later stage before the earlier one has run: it returns what
+    it could not check instead of failing."""
     if not cfg.model.init_from:
-        return
+        return None
     folder = earlier_dir(cfg)
     if not (folder / "weights.safetensors").exists():
+        if not build:
+            return f"the earlier stage model.init_from={cfg.model.init_from} (not trained yet)"
         raise ConfigError("model.init_from", f"{cfg.model.init_from} holds no trained weights (a finished run "
                                              "folder or its checkpoint/): train that stage first")
     from scaling.rundir import _flat_json
@@ -104,6 +108,7 @@ def check(cfg: RunConfig) -> None:
         shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:4])
         raise ConfigError("model.init_from", f"{folder} was trained with another model or head ({shown}): "
                                              "a later stage keeps the earlier one's architecture")
+    return None
 
 
 def model_config(cfg: RunConfig) -> ModelConfig:
