@@ -189,6 +189,11 @@ class DataConfig:
     """Allow fetching a BEIR zip (online machines only)."""
     train_split: str = "train"
     eval_splits: list[str] = field(default_factory=lambda: ["test"])
+    instruction: str = ""
+    """Text prepended to this dataset's queries (after the model's query prefix) in training and,
+    unless ``eval.query_instruction`` replaces it, at evaluation: Luo et al.'s per-dataset
+    instruction ("Given a docstring, retrieve the Python function: "). Part of the prefix, so a
+    head with ``skip_prefix`` does not pool it."""
     query_len: int = 32
     """Maximum query tokens in training (and evaluation unless eval.query_len)."""
     doc_len: int = 96
@@ -466,8 +471,9 @@ class EvalConfig:
     doc_len: int | None = None
     """Maximum document tokens at evaluation; null uses data.doc_len."""
     query_len: int | None = None
-    query_instruction: str = ""
-    """Text prepended to every evaluation query (after the model's query prefix)."""
+    query_instruction: str | None = None
+    """Text prepended to every evaluation query (after the model's query prefix) instead of the
+    dataset's ``data.instruction``: an unseen paraphrase, or "" for none; null: the dataset's own."""
     k: int = 1000
     wait_s: float = 3600.0
     """After encoding its share, how long rank 0 of a multi-process launch waits for the other
@@ -594,6 +600,11 @@ class RunConfig:
             self.cache_dir = DEFAULT_CACHE
         for term in self.terms:
             term.bind(self.paradigm.temperature)
+
+    def query_instruction(self) -> str:
+        """What evaluation prepends to queries: ``eval.query_instruction``, else the dataset's own."""
+        given = self.eval.query_instruction
+        return self.data.instruction if given is None else given
 
     @property
     def terms(self) -> list[TermConfig]:

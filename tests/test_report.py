@@ -485,3 +485,22 @@ def test_students_of_different_teachers_are_different_points_and_drawn_against_t
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Students and their teachers: nDCG@10 on pycode/test" in md and "kd @minilm" in md
     assert (tmp_path / "report" / "supervision.png").read_bytes().startswith(PNG)
+
+
+def test_points_differing_on_an_unnamed_axis_are_rows_not_seeds(tmp_path):
+    """luo_instructions' points differ only in ``instruction``: two rows with a variant column."""
+    from scaling.analysis import table
+    for i, (option, value) in enumerate((("seen", 0.4), ("dropped", 0.3))):
+        rec = fixture_record("dense-cl-smollm2-l10")
+        rec["grid"] = {"experiment": "luo_instructions", "name": f"seed0-{option}",
+                       "point": {"seed": "0", "instruction": option, "size": "smollm2-l10"}}
+        split = next(iter(rec["metrics"]))
+        rec["metrics"][split]["nDCG@10"] = value
+        (tmp_path / option).mkdir()
+        (tmp_path / option / "result.json").write_text(json.dumps(rec))
+    runs, problems = records.load_runs(tmp_path)
+    points = records.average(runs)
+    assert not problems and sorted(p.variant for p in points) == ["instruction=dropped", "instruction=seen"]
+    assert all(p.seeds == 1 for p in points)
+    text = table.runs_table(points, split)
+    assert "| variant |" in text and "instruction=seen" in text and "0.4000" in text and "0.3000" in text

@@ -78,11 +78,14 @@ class Run:
     measures were kept have none)."""
     reference_per_query: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict, repr=False)
     """{system: {split: {measure: {qid: value}}}} of the reference systems."""
+    variant: str = ""
+    """The grid point's values on axes the other fields do not name (``instruction=seen``): two
+    points differing only there are two rows, not two seeds."""
 
     @property
     def key(self) -> tuple:
         """What a point is: everything but the seed."""
-        return (self.paradigm, self.loss, self.size, self.fraction, self.budget, self.teacher)
+        return (self.paradigm, self.loss, self.size, self.fraction, self.budget, self.teacher, self.variant)
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Point:
     """{split: {measure: Spread}} across seeds."""
     per_query: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict, repr=False)
     """{split: {measure: {qid: mean over the runs}}}, where every run kept them."""
+    variant: str = ""
 
     def by_seed(self, split: str, measure: str) -> dict:
         """{seed: the measure} (repeats of a seed averaged), in seed order."""
@@ -154,6 +158,16 @@ def spread(values: list[float]) -> Spread:
         return Spread(n, mean, sd, None, None)
     half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     return Spread(n, mean, sd, mean - half, mean + half)
+
+
+NAMED_AXES = ("paradigm", "loss", "size", "backbone", "seed", "data.fraction", "model.num_layers")
+"""Grid axes a Run names in its own fields (with any ``budget.*``); the others make its ``variant``."""
+
+
+def variant(point: dict | None) -> str:
+    """``axis=value`` of the point's axes that the run's other fields do not name, in axis order."""
+    return " ".join(f"{k}={v}" for k, v in (point or {}).items()
+                    if k not in NAMED_AXES and not k.startswith("budget."))
 
 
 def _per_query(value) -> dict[str, dict[str, dict[str, float]]]:
@@ -308,7 +322,8 @@ def read_run(path: Path) -> Run:
                teacher=None if teacher is None else str(teacher),
                teacher_metrics=_measures(card, path, "teacher.card") if isinstance(card, dict) else {},
                per_query=_per_query(_get(data, "metrics", path)),
-               reference_per_query={name: _per_query(v) for name, v in reference.items() if isinstance(v, dict)})
+               reference_per_query={name: _per_query(v) for name, v in reference.items() if isinstance(v, dict)},
+               variant=variant(point if isinstance(point, dict) else None))
 
 
 def find_results(root: Path) -> list[Path]:
@@ -371,14 +386,14 @@ def _mean_per_query(runs: list[Run]) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def average(runs: list[Run]) -> list[Point]:
-    """One point per (paradigm, loss, size, fraction, budget, teacher): its measures averaged over
+    """One point per (paradigm, loss, size, fraction, budget, teacher, variant): its measures averaged over
     seeds (repeats of a seed averaged first, so a repeated seed does not count twice), their spread
     across seeds, and each query's measures; sorted by paradigm, loss, then parameters."""
     groups: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
         groups[run.key].append(run)
     points = []
-    for (paradigm, loss, size, fraction, budget, teacher), group in groups.items():
+    for (paradigm, loss, size, fraction, budget, teacher, label), group in groups.items():
         steps = [r.steps for r in group if r.steps is not None]
         by_seed: dict = defaultdict(list)
         for r in group:
@@ -392,11 +407,12 @@ def average(runs: list[Run]) -> list[Point]:
                       baseline=_mean_measures([r.baseline for r in group]),
                       seeds=len(by_seed), runs=group, budget_flops=group[0].budget_flops,
                       teacher=teacher, teacher_metrics=group[0].teacher_metrics,
-                      per_query=_mean_per_query(group))
+                      per_query=_mean_per_query(group), variant=label)
         point.spread = {split: {m: spread([s[split][m] for s in per_seed if m in s.get(split, {})])
                                 for m in measures} for split, measures in point.metrics.items()}
         points.append(point)
-    return sorted(points, key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, p.fraction, p.budget))
+    return sorted(points, key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, p.fraction, p.budget,
+                                         p.variant))
 
 
 def per_seed_xy(points: list[Point], split: str, measure: str, vs: str) -> tuple[list[float], list[float]]:

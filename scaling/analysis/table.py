@@ -58,18 +58,21 @@ def runs_table(points: list[Point], split: str, references: dict | None = None, 
     """Rows: paradigm, loss, size (by non-embedding parameters); columns: params (M), steps,
     training FLOPs, the measures present (means over seeds), the spread of ``spread_of`` across
     seeds (sd, and a 95% t-interval of the mean with three or more seeds), the untrained backbone's
-    nDCG@10 and the seeds averaged. A data-fraction column appears when some point trained on part
+    nDCG@10 and the seeds averaged. A variant column appears when some point differs on an axis
+    the other columns do not name (``records.variant``), a data-fraction column when some point trained on part
     of the data, a budget column when the points differ in budget. Reference systems follow, one
     row each. ``marks``: {id(point) or system name: {measure: mark}}, put after the value
     (significance against a baseline: ``scaling.analysis.significance``)."""
     marks = marks or {}
     points = sorted((p for p in points if split in p.metrics),
-                    key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, -p.fraction, p.budget))
+                    key=lambda p: (p.paradigm, p.loss, p.teacher or "", p.params, p.flops, -p.fraction, p.budget,
+                                   p.variant))
     measures = measures_present(points, split, references)
+    with_variant = any(p.variant for p in points)
     with_fraction = any(p.fraction != 1.0 for p in points)
     with_budget = len({p.budget for p in points}) > 1
     with_spread = any(p.seeds > 1 for p in points)
-    header = ["paradigm", "loss", "size"] + (["data"] if with_fraction else []) + \
+    header = ["paradigm", "loss", "size"] + (["variant"] if with_variant else []) + (["data"] if with_fraction else []) + \
              (["budget"] if with_budget else []) + \
              ["params (M)", "steps", "FLOPs"] + measures + ([f"{spread_of} across seeds"] if with_spread else []) + \
              ["untrained nDCG@10", "seeds"]
@@ -79,7 +82,8 @@ def runs_table(points: list[Point], split: str, references: dict | None = None, 
     rows = []
     for p in points:
         m = p.metrics[split]
-        rows.append([p.paradigm, p.loss + (f" @{p.teacher}" if p.teacher else ""), p.size] + ([f"{p.fraction:g}"] if with_fraction else [])
+        rows.append([p.paradigm, p.loss + (f" @{p.teacher}" if p.teacher else ""), p.size]
+                    + ([p.variant] if with_variant else []) + ([f"{p.fraction:g}"] if with_fraction else [])
                     + ([p.budget] if with_budget else [])
                     + [f"{p.params / 1e6:.2f}", _num(p.steps, ".0f"), _num(p.flops, ".3g")]
                     + cells(m, id(p)) + ([_spread(p, split, spread_of)] if with_spread else [])
@@ -88,7 +92,8 @@ def runs_table(points: list[Point], split: str, references: dict | None = None, 
         if split not in splits:
             continue
         m = splits[split]
-        rows.append([system, "(reference)", "-"] + (["-"] if with_fraction else []) + (["-"] if with_budget else [])
+        rows.append([system, "(reference)", "-"] + (["-"] if with_variant else []) + (["-"] if with_fraction else [])
+                    + (["-"] if with_budget else [])
                     + ["-", "-", "-"] + cells(m, system) + (["-"] if with_spread else []) + ["-", "-"])
     return _table(header, rows)
 

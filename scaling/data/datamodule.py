@@ -93,7 +93,8 @@ class GroupDataModule(L.LightningDataModule):
         super().__init__()
         self.train_set = TrainGroups(data, data_cfg.train_split, data_cfg.n_negatives, seed, teacher=teacher,
                                      items=items)
-        q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len)
+        q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len,
+                                      data_cfg.instruction)
         self.collate = Collate(data, q_tok, d_tok, scorer)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.sampler = EpochSampler(len(self.train_set), batch_size, seed, accumulate=accumulate)

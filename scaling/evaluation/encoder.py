@@ -33,7 +33,7 @@ def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir
     target = encode.pick_device(e.device)
     module.to(target)
     q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, e.query_len or cfg.data.query_len,
-                                  e.doc_len or cfg.data.doc_len, e.query_instruction)
+                                  e.doc_len or cfg.data.doc_len, cfg.query_instruction())
     exporter = build_exporter(module.head.kind, e, module.head)
     out: dict | None = {}
     with tempfile.TemporaryDirectory(prefix="scaling-index-") as tmp:

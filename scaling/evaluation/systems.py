@@ -35,7 +35,8 @@ class System:
 
 def _data_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
     return {"data": [str(Path(data_dir).resolve()), cfg.data.query_len, cfg.data.doc_len],
-            "eval": cfg.eval.result_settings(), "splits": list(splits)}
+            "eval": {**cfg.eval.result_settings(), "query_instruction": cfg.query_instruction()},
+            "splits": list(splits)}
 
 
 def bm25(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
