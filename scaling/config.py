@@ -28,7 +28,7 @@ from scaling.schema import ConfigError, build, check, union  # noqa: F401
 DEFAULT_CACHE = "~/.cache/scaling"
 REFERENCE_SYSTEMS = ("bm25", "minilm", "mpnet", "splade")
 """Systems with no training that a results table can show (scaling/evaluation/systems.py)."""
-DATASETS = ("pycode", "pkgdesc", "beir", "msmarco")
+DATASETS = ("pycode", "pyclass", "pkgdesc", "beir", "msmarco")
 POOL_SYSTEMS = ("bm25", "minilm", "mpnet")
 """First-stage systems whose top candidates make candidate pools (``data.negatives``, ``teacher.pool``)."""
 TEACHER_COMPONENTS = ("ce", "bm25", "minilm", "mpnet")

@@ -84,3 +84,45 @@ def test_incomplete_folder_is_rebuilt(tmp_path):
     builtin.build(out, root=root, quiet=True)
     assert json.loads((out / "corpus.jsonl").read_text())["_id"] == "m.a"
     assert (out / formats.COMPLETE_MARKER).exists()
+
+
+def test_pyclass_makes_whole_classes_the_documents(tmp_path):
+    (tmp_path / "mod.py").write_text(textwrap.dedent('''
+        class Stack:
+            """A last-in first-out container of items.
+
+            Not part of the query.
+            """
+            def push(self, item):
+                """Put an item on top."""
+                self.items.append(item)
+
+            def pop(self):
+                return self.items.pop()
+
+        class Empty:
+            """A class with no method at all here."""
+            x = 1
+
+        class _Hidden:
+            """A private class that is skipped."""
+            def f(self):
+                return 1
+    '''))
+    docs, queries, splits = builtin.extract(tmp_path, "pyclass")
+    assert [d["_id"] for d in docs] == ["mod.Stack"] == [q["_id"] for q in queries]
+    assert queries[0]["text"] == "A last-in first-out container of items."
+    text = docs[0]["text"]
+    assert text.startswith("class Stack:\n    def push(self, item):") and "last-in" not in text
+    assert '"""Put an item on top."""' in text and text.endswith("return self.items.pop()")
+
+
+def test_pyclass_is_a_built_in_corpus_of_long_documents(tmp_path):
+    from scaling.config import DataConfig
+    from scaling.data import corpora
+    data = corpora.load(DataConfig(name="pyclass"), tmp_path)
+    assert data.name == "pyclass" and 500 < len(data.corpus) < 1000
+    assert len(list((tmp_path / "data").glob("pyclass-py*"))) == 1
+    words = sorted(len(t.split()) for t in data.corpus.values())
+    assert words[len(words) // 2] > 100 and words[-1] > 4000  # long: a median class is a page, the longest many
+    assert set(data.qrels) == {"train", "dev", "test"}

@@ -26,15 +26,15 @@ def dataset_dir(cfg, cache_dir, build: bool = True) -> Path | None:
     raise KeyError(f"unknown data.name {cfg.name!r}; known: {', '.join(NAMES)}")
 
 
-BUILT_IN = ("pycode", "pkgdesc")
+BUILT_IN = ("pycode", "pyclass", "pkgdesc")
 """Corpora built here from files every machine of this kind has, with fixed splits (builtin.SPLITS)."""
 
 
 def _built_in(cfg, cache: Path):
     """(folder, build it) of a built-in corpus."""
-    if cfg.name == "pycode":
-        folder = builtin.default_dir(cache)
-        return folder, lambda: builtin.build(folder)
+    if cfg.name in builtin.UNITS:
+        folder = builtin.default_dir(cache, cfg.name)
+        return folder, lambda: builtin.build(folder, name=cfg.name)
     source = pkgdesc_source(cfg)
     folder = pkgdesc.default_dir(cache, source)
     return folder, lambda: pkgdesc.build(folder, source)
@@ -60,7 +60,7 @@ def check_source(cfg, cache_dir) -> None:
     folder or zip, a BEIR name with neither its zip nor leave to download it. Builds nothing."""
     if cfg.name == "pkgdesc":
         return pkgdesc.check_source(pkgdesc_source(cfg))
-    if cfg.name == "pycode" or (cfg.name == "beir" and not cfg.path):
+    if cfg.name in builtin.UNITS or (cfg.name == "beir" and not cfg.path):
         return  # a named BEIR set: dataset_dir raises when it is neither extracted, zipped nor downloadable
     path = Path(cfg.path).expanduser()
     if not path.exists():
