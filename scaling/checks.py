@@ -48,6 +48,8 @@ class Inputs:
     unchecked: list[str] = field(default_factory=list)
     zero_shot: list[Path | None] = field(default_factory=list)
     """The folders of ``eval.zero_shot``'s datasets, in order (None in a dry run before one is built)."""
+    mixture: list[Path | None] = field(default_factory=list)
+    """The folders of ``data.mixture``'s datasets, in order (None in a dry run before one is built)."""
 
 
 def world_size(cfg: RunConfig) -> int:
@@ -182,9 +184,35 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     if data_dir is None:
         unchecked.append(f"the {cfg.data.name} dataset's files (not built yet)")
     path, teacher, items = training_inputs(cfg, data_dir, unchecked)
+    mixed, items = mixture_inputs(cfg, data_dir, items, build, unchecked)
     if needs_scorer(cfg):
         scorer_ready(cfg)
-    return Inputs(plan, data_dir, path, teacher, items, unchecked, zero_shot_dirs(cfg, data_dir, build))
+    return Inputs(plan, data_dir, path, teacher, items, unchecked, zero_shot_dirs(cfg, data_dir, build), mixed)
+
+
+def mixture_inputs(cfg, data_dir: Path | None, items: list | None, build: bool, unchecked: list[str]):
+    """(folders, training groups) of a ``data.mixture`` run: each dataset checked like the run's
+    own (its splits, its candidate pools), its groups under prefixed ids, all of them weighted
+    (``scaling.data.mixture``)."""
+    import dataclasses
+
+    from scaling.data import mixture
+    if not cfg.data.mixture:
+        return [], items
+    dirs, sources = [], [items]
+    for i, m in enumerate(cfg.data.mixture):
+        key = f"data.mixture[{i}]"
+        root = dataset(m, cfg.cache_dir, {f"{key}.train_split": [m.train_split], f"{key}.eval_splits": list(m.eval_splits)},
+                       build)
+        if root is not None and root in (data_dir, *dirs):
+            raise ConfigError(key, f"{m.name} ({root}) is {'the run' if root == data_dir else 'an earlier mixture'}"
+                                   "'s dataset already")
+        dirs.append(root)
+        sources.append(None if root is None else mixture.prefix_items(
+            mixture.tag(i), training_inputs(dataclasses.replace(cfg, data=m), root, unchecked)[2]))
+    if any(s is None for s in sources):
+        return dirs, None
+    return dirs, mixture.weighted(sources, [cfg.data.weight] + [m.weight for m in cfg.data.mixture])
 
 
 def zero_shot_dirs(cfg, data_dir: Path | None, build: bool) -> list[Path | None]:

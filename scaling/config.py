@@ -174,6 +174,11 @@ class BM25Config:
         check(self.hits > 0, "data.bm25.hits", "must be positive")
 
 
+DATA_CONFIGS: dict[str, type] = {}
+"""Every dataset name -> DataConfig: the tagged union of ``data.mixture`` and ``eval.zero_shot``
+entries (filled below, once DataConfig exists)."""
+
+
 @dataclass
 class DataConfig:
     """Training and evaluation data (``data=`` group)."""
@@ -189,6 +194,17 @@ class DataConfig:
     """Allow fetching a BEIR zip (online machines only)."""
     train_split: str = "train"
     eval_splits: list[str] = field(default_factory=lambda: ["test"])
+    weight: float = 1.0
+    """In a mixture (``data.mixture``), this dataset's share of the training queries, relative to
+    the other datasets' weights."""
+    mixture: list[Any] = field(default_factory=list, metadata=union(DATA_CONFIGS, "dataset"))
+    """Other datasets trained on in the same run (Luo et al.'s multi-task training): each composed
+    as ``data=<name>`` composes it, then the entry's keys (``{name: pkgdesc, weight: 0.5,
+    instruction: "..."}``), with its own instruction and candidate pools (BM25 groups when this
+    run trains on negatives: ``data.mixture[i].negatives=bm25``). Each epoch draws the datasets'
+    training queries in proportion to their weights; a batch mixes them, cut to this dataset's
+    lengths. The run is evaluated on each one's ``eval_splits`` beside this one's. Not with
+    distillation (teacher scores belong to one dataset)."""
     instruction: str = ""
     """Text prepended to this dataset's queries (after the model's query prefix) in training and,
     unless ``eval.query_instruction`` replaces it, at evaluation: Luo et al.'s per-dataset
@@ -248,6 +264,20 @@ class DataConfig:
               "data=msmarco needs data.path=DIR with the MS MARCO files (see scaling/data/msmarco.py)")
         check(self.name != "beir" or bool(self.path or self.beir_name), "data.path",
               "data=beir needs data.path=DIR|FILE.zip, or data.beir_name=NAME (a zip under <cache_dir>/downloads)")
+        check(self.weight > 0, "data.weight", f"must be positive, got {self.weight}")
+        check(not self.mixture or self.n_negatives == 0 or self.negatives != "random", "data.negatives",
+              "with data.mixture, negatives come from each dataset's own pool (bm25, a mix, or file), not random "
+              "documents of the merged corpus")
+        for i, m in enumerate(self.mixture):
+            check(not m.mixture, f"data.mixture[{i}].mixture", "a mixture's datasets hold no mixtures of their own")
+            check(m.n_negatives == self.n_negatives, f"data.mixture[{i}].n_negatives",
+                  f"must be this run's data.n_negatives ({self.n_negatives}): a batch's groups are one size")
+            check(m.n_negatives == 0 or m.negatives not in ("random",), f"data.mixture[{i}].negatives",
+                  "negatives for a mixture's dataset come from its own pool (bm25, a mix, or file), not random "
+                  "documents of the merged corpus")
+
+
+DATA_CONFIGS.update({name: DataConfig for name in DATASETS})
 
 
 @dataclass
@@ -499,7 +529,7 @@ class EvalConfig:
     this many random negatives, drawn once per dataset and split and saved; 0: not measured."""
     entropy_seed: int = 0
     """The candidate sets' seed (the same for every run, whatever its ``seed``)."""
-    zero_shot: list[Any] = field(default_factory=list, metadata=union({n: DataConfig for n in DATASETS}, "dataset"))
+    zero_shot: list[Any] = field(default_factory=list, metadata=union(DATA_CONFIGS, "dataset"))
     """Other datasets the trained model is also evaluated on, unseen in training: each a data
     config as ``data=<name>`` composes it, then the entry's keys (``{name: pkgdesc}``,
     ``{name: beir, path: DIR}``; its ``eval_splits``, test by default), its rows beside the training
@@ -600,6 +630,8 @@ class RunConfig:
             self.cache_dir = DEFAULT_CACHE
         for term in self.terms:
             term.bind(self.paradigm.temperature)
+        check(not (self.data.mixture and any(t.needs_teacher for t in self.terms)), "data.mixture",
+              "a mixture trains without distillation (teacher scores belong to one dataset): use loss=cl")
 
     def query_instruction(self) -> str:
         """What evaluation prepends to queries: ``eval.query_instruction``, else the dataset's own."""
@@ -725,9 +757,10 @@ def as_data_option(entry):
 
 def parse(data: dict, cls=RunConfig):
     """Validate a composed config mapping into ``cls`` (RunConfig by default)."""
-    zero_shot = (data.get("eval") or {}).get("zero_shot") if isinstance(data, dict) else None
-    if isinstance(zero_shot, list):
-        data = {**data, "eval": {**data["eval"], "zero_shot": [as_data_option(z) for z in zero_shot]}}
+    for group, key in (("eval", "zero_shot"), ("data", "mixture")):
+        entries = (data.get(group) or {}).get(key) if isinstance(data, dict) else None
+        if isinstance(entries, list):
+            data = {**data, group: {**data[group], key: [as_data_option(e) for e in entries]}}
     return build(cls, data)
 
 

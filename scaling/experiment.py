@@ -84,11 +84,16 @@ def run(cfg: RunConfig) -> dict:
         from scaling.data.groups import in_corpus  # a file from elsewhere may name other passages
         inputs.items = in_corpus(inputs.items, dataset.corpus, cfg.data.n_negatives,
                                  cfg.data.teacher_scores or cfg.data.negatives_file)
+    train_data = dataset
+    if cfg.data.mixture:  # training reads every dataset of the mixture, under prefixed ids
+        from scaling.data import mixture
+        train_data = mixture.merge(dataset, [corpora.load(m, cfg.cache_dir, root=root)
+                                             for m, root in zip(cfg.data.mixture, inputs.mixture)])
     rundir.create(run_dir, cfg.overwrite, record)  # a run replaced with overwrite=true goes here
     marker = grid.mark_running(run_dir) if leader else None
     try:
         with tracking.open_tracker(cfg, run_dir) as tracker:
-            return _run(cfg, run_dir, dataset, inputs, t0, tracker)
+            return _run(cfg, run_dir, dataset, train_data, inputs, t0, tracker)
     except BaseException as e:  # a requeue (Preempted, or submitit's exit) needs no hint: the task comes back
         if leader and not isinstance(e, USER_ERRORS) and not signals.requeued():
             print(rundir.resume_hint(run_dir, e), flush=True)
@@ -98,7 +103,8 @@ def run(cfg: RunConfig) -> dict:
             marker.stop()
 
 
-def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> dict:
+def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, inputs, t0: float, tracker) -> dict:
+    """``train_data``: what training reads: ``dataset``, or with a mixture every dataset merged."""
     import torch
 
     from scaling import checkpoint, prepare, training
@@ -128,7 +134,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     references, untrained = {}, {}
     planned = plan.as_dict()
     tracker.plan(planned)
-    sets = eval_sets(cfg, dataset, inputs.data_dir, inputs.zero_shot)
+    sets = eval_sets(cfg, dataset, inputs.data_dir, inputs.zero_shot, inputs.mixture)
     if leader:
         write_json_atomic(run_dir / "budget.json", planned)
         references = systems.references_on(sets)
@@ -141,7 +147,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
         model_dir = cfg.teacher.model or str(prepare.paths(cfg).teacher / "model")
         in_batch = Teacher(cfg, dataset, lambda: load_ce(model_dir, cfg.teacher.download))
         in_batch.warm([item[0] for item in inputs.items])
-    dm = GroupDataModule(dataset, backbone.tokenizer, cfg.data, cfg.model, plan.micro_batch, cfg.seed,
+    dm = GroupDataModule(train_data, backbone.tokenizer, cfg.data, cfg.model, plan.micro_batch, cfg.seed,
                          cfg.trainer.num_workers, inputs.teacher, inputs.items, plan.accumulate,
                          scorer=in_batch.scorer() if in_batch else None)
     ledger, callbacks = FlopLedger(plan), []
@@ -194,14 +200,16 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, inputs, t0: float, tracker) -> 
     return result
 
 
-def eval_sets(cfg, dataset, data_dir: Path, zero_shot_dirs: list[Path]) -> list[tuple]:
-    """(run config, dataset, its folder, splits) of every evaluated dataset: the run's own, then
-    each of ``eval.zero_shot`` (the run's configuration with that dataset's)."""
+def eval_sets(cfg, dataset, data_dir: Path, zero_shot_dirs: list[Path], mixture_dirs: list[Path] = ()) -> list[tuple]:
+    """(run config, dataset, its folder, splits) of every evaluated dataset: the run's own, each
+    of ``data.mixture`` (trained on too), then each of ``eval.zero_shot`` (the run's configuration
+    with that dataset's)."""
     import dataclasses
 
     from scaling.data import corpora
     sets = [(cfg, dataset, data_dir, list(cfg.data.eval_splits))]
-    for z, root in zip(cfg.eval.zero_shot, zero_shot_dirs):
+    others = [*zip(cfg.data.mixture, mixture_dirs), *zip(cfg.eval.zero_shot, zero_shot_dirs)]
+    for z, root in others:
         sets.append((dataclasses.replace(cfg, data=z), corpora.load(z, cfg.cache_dir, root=root), root,
                      list(z.eval_splits)))
     return sets

@@ -46,7 +46,9 @@ class Tokenize:
             n += 1
         return n
 
-    def pad(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+    def pad(self, ids: list[list[int]], leads: list[int] | None = None) -> dict[str, torch.Tensor]:
+        """Pad ``ids`` into (B, L) tensors; ``leads``: each row's lead length when the rows were
+        tokenised with other prefixes (a mixture's instructions), else this tokeniser's."""
         L = max(len(x) for x in ids)
         input_ids = torch.full((len(ids), L), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), L), dtype=torch.long)
@@ -55,7 +57,8 @@ class Tokenize:
             start = L - len(x) if self.padding_side == "left" else 0
             input_ids[i, start:start + len(x)] = torch.tensor(x, dtype=torch.long)
             mask[i, start:start + len(x)] = 1
-            content[i, start + self.lead_len(x):start + len(x)] = 1
+            lead = self.lead_len(x) if leads is None else leads[i]
+            content[i, start + lead:start + len(x)] = 1
         return {"input_ids": input_ids, "attention_mask": mask, "content_mask": content}
 
     def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:

@@ -67,14 +67,15 @@ class Collate:
     which a score file of each query's own candidates does not hold.
     """
 
-    def __init__(self, data: IRDataset, q_tok, d_tok, scorer=None):
-        self.data, self.q_tok, self.d_tok, self.scorer = data, q_tok, d_tok, scorer
+    def __init__(self, data: IRDataset, q_tok, d_tok, scorer=None, mixed=None):
+        self.data, self.q_tok, self.d_tok, self.scorer, self.mixed = data, q_tok, d_tok, scorer, mixed
 
     def __call__(self, groups):
         qids = [g[0] for g in groups]
         docids = [d for g in groups for d in g[1]]  # (B*G,) grouped per query
         teacher = None if groups[0][2] is None else torch.tensor([g[2] for g in groups])  # (B, G)
-        batch = {"q": self.q_tok([self.data.queries[q] for q in qids]),
+        texts = [self.data.queries[q] for q in qids]
+        batch = {"q": self.q_tok(texts) if self.mixed is None else self.mixed(texts, qids),
                  "d": self.d_tok([self.data.corpus[d] for d in docids]),
                  "teacher": teacher, "qids": qids, "docids": docids}
         if self.scorer is not None:  # (B, B*G): row i = qids[i] against every docid, batch order
@@ -95,7 +96,13 @@ class GroupDataModule(L.LightningDataModule):
                                      items=items)
         q_tok, d_tok = tokenizers_for(tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len,
                                       data_cfg.instruction)
-        self.collate = Collate(data, q_tok, d_tok, scorer)
+        mixed = None
+        if data_cfg.mixture:  # each query with its own dataset's instruction, at this run's lengths
+            from scaling.data.mixture import MixedQueries, tag
+            mixed = MixedQueries({"": q_tok, **{tag(i): tokenizers_for(
+                tokenizer, model_cfg, data_cfg.query_len, data_cfg.doc_len, m.instruction)[0]
+                for i, m in enumerate(data_cfg.mixture)}})
+        self.collate = Collate(data, q_tok, d_tok, scorer, mixed)
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.sampler = EpochSampler(len(self.train_set), batch_size, seed, accumulate=accumulate)
 

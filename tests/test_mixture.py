@@ -1,0 +1,98 @@
+"""Multi-task training (``data.mixture``): datasets merged under prefixed ids, drawn in proportion
+to their weights, each query with its own dataset's instruction, evaluated on each."""
+
+import random
+
+import pytest
+
+from scaling.config import ConfigError, parse
+from scaling.data import mixture
+from tests.conftest import compose
+
+
+@pytest.fixture(scope="module")
+def second_beir(pycode_dir, tmp_path_factory):
+    """A 200-document BEIR folder ("second") with 40 train and 20 test queries of pycode's dev split."""
+    from scaling.data import formats
+    data = formats.load_beir(pycode_dir)
+    rng = random.Random(7)
+    qids = rng.sample(sorted(data.qrels["dev"]), 60)
+    keep = set(qids) | set(rng.sample(sorted(set(data.corpus) - set(qids)), 140))
+    out = tmp_path_factory.mktemp("beir") / "second"
+    formats.write_beir(out, [{"_id": d, "title": "", "text": data.corpus[d]} for d in sorted(keep)],
+                       [{"_id": q, "text": data.queries[q]} for q in qids],
+                       {"train": {q: {q: 1} for q in qids[:40]}, "test": {q: {q: 1} for q in qids[40:]}})
+    return out
+
+
+def test_weighted_draws_each_dataset_in_proportion():
+    a, b = [("a", i) for i in range(10)], [("b", i) for i in range(30)]
+    even = mixture.weighted([a, b], [1, 1])
+    assert sum(x[0] == "a" for x in even) == 20 == sum(x[0] == "b" for x in even)
+    assert set(a) <= set(even)  # under its share: every item, then a sample again
+    skewed = mixture.weighted([a, b], [1, 3])
+    assert sum(x[0] == "a" for x in skewed) == 10 and sum(x[0] == "b" for x in skewed) == 30
+    assert mixture.weighted([a, b], [1, 3]) == skewed  # a fixed draw
+    few = mixture.weighted([a, b], [1, 9])
+    got_a = [x for x in few if x[0] == "a"]
+    assert len(got_a) == 4 == len(set(got_a)) and len(few) == 40  # over its share: a sample, no repeats
+
+
+def test_merged_ids_keep_the_datasets_apart():
+    from scaling.data.formats import Dataset
+    main = Dataset("pycode", {"x": "code"}, {"x": "query"}, {"test": {"x": {"x": 1}}})
+    part = Dataset("pkgdesc", {"x": "prose"}, {"x": "synopsis"}, {"train": {"x": {"x": 1}}})
+    merged = mixture.merge(main, [part])
+    assert merged.corpus == {"x": "code", "mix0::x": "prose"} and merged.queries["mix0::x"] == "synopsis"
+    assert mixture.prefix_items("mix0", [("x", ["x"], ["y", "z"])]) == [("mix0::x", ["mix0::x"], ["mix0::y", "mix0::z"])]
+    assert mixture.source_of("mix0::x") == "mix0" and mixture.source_of("x") == ""
+
+
+def test_a_mixed_batch_gives_each_query_its_own_instruction(small_beir, second_beir):
+    from scaling.backbone import llama3_tokenizer
+    from scaling.data import corpora
+    from scaling.data.datamodule import GroupDataModule
+    from scaling.checks import run_inputs
+    cfg = parse(compose(["size=tiny", "data=beir", f"data.path={small_beir}", "data.n_negatives=0",
+                         f"data.mixture=[{{name:beir,path:'{second_beir}',n_negatives:0,instruction:'Find: '}}]",
+                         "budget=steps", "paradigm=dense", "trainer.global_batch=null"]))
+    inputs = run_inputs(cfg)
+    assert sum(mixture.source_of(item[0]) == "mix0" for item in inputs.items) == 50  # (60 + 40) / 2
+    main = corpora.load(cfg.data, cfg.cache_dir, root=inputs.data_dir)
+    merged = mixture.merge(main, [corpora.load(cfg.data.mixture[0], cfg.cache_dir, root=inputs.mixture[0])])
+    tok = llama3_tokenizer()
+    dm = GroupDataModule(merged, tok, cfg.data, cfg.model, 4, 0, items=inputs.items)
+    mine = next(i for i, it in enumerate(inputs.items) if mixture.source_of(it[0]) == "")
+    theirs = next(i for i, it in enumerate(inputs.items) if mixture.source_of(it[0]) == "mix0")
+    batch = dm.collate([dm.train_set[mine], dm.train_set[theirs]])
+    texts = [tok.decode(row[m.bool()], skip_special_tokens=True)
+             for row, m in zip(batch["q"]["input_ids"], batch["q"]["attention_mask"])]
+    assert texts[0].startswith("query: ") and not texts[0].startswith("query: Find: ")
+    assert texts[1].startswith("query: Find: ")
+    leads = (batch["q"]["attention_mask"] - batch["q"]["content_mask"]).sum(1).tolist()
+    assert leads[1] > leads[0]  # the instruction is lead, like the prefix
+
+
+def test_a_mixture_trains_and_is_evaluated_on_each_dataset(tiny_overrides, second_beir, tmp_path):
+    from scaling.experiment import run
+    result = run(parse(compose(tiny_overrides + [
+        f"run_dir={tmp_path / 'run'}", "data.n_negatives=0",
+        f"data.mixture=[{{name:beir,path:'{second_beir}',n_negatives:0,weight:2}}]"])))
+    assert set(result["metrics"]) == {"small/test", "second/test"} == set(result["baseline_metrics"])
+    assert result["config"]["data"]["mixture"][0]["weight"] == 2
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["loss=kd", "data.n_negatives=0"], "data.mixture: a mixture trains without distillation"),
+    (["data.n_negatives=1", "data.negatives=bm25"], r"data.mixture\[0\].n_negatives: must be this run's data.n_negatives \(1\)"),
+])
+def test_a_mixture_that_cannot_train_fails_when_parsed(extra, match, tiny_overrides, second_beir):
+    mix = f"data.mixture=[{{name:beir,path:'{second_beir}',n_negatives:0}}]"
+    with pytest.raises(ConfigError, match=match):
+        parse(compose(tiny_overrides + [mix, *extra]))
+
+
+def test_random_negatives_of_a_merged_corpus_are_refused(tiny_overrides, second_beir):
+    mix = f"data.mixture=[{{name:beir,path:'{second_beir}',n_negatives:1,negatives:bm25}}]"
+    with pytest.raises(ConfigError, match="data.negatives: with data.mixture, negatives come from each dataset's own pool"):
+        parse(compose(tiny_overrides + [mix, "data.n_negatives=1", "data.negatives=random"]))
