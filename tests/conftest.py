@@ -102,6 +102,23 @@ def small_beir(pycode_dir, tmp_path_factory):
     return out
 
 
+def dev_cut(pycode_dir: Path, out: Path, seed: int, sizes: dict[str, int], docs: int = 200) -> Path:
+    """A ``docs``-document BEIR folder of pycode's dev queries (none of small_beir's): ``sizes``
+    {split: queries}, each query's own document kept, the rest drawn at random."""
+    from scaling.data import formats
+    data = formats.load_beir(pycode_dir)
+    rng = random.Random(seed)
+    qids = rng.sample(sorted(data.qrels["dev"]), sum(sizes.values()))
+    keep = set(qids) | set(rng.sample(sorted(set(data.corpus) - set(qids)), docs - len(qids)))
+    qrels, start = {}, 0
+    for split, n in sizes.items():
+        qrels[split] = {q: {q: 1} for q in qids[start:start + n]}
+        start += n
+    formats.write_beir(out, [{"_id": d, "title": "", "text": data.corpus[d]} for d in sorted(keep)],
+                       [{"_id": q, "text": data.queries[q]} for q in qids], qrels)
+    return out
+
+
 def tiny_args(small_beir: Path, cache: Path) -> list[str]:
     """Overrides for a seconds-long run of the tiny model on the small BEIR folder."""
     return ["size=tiny", "data=beir", f"data.path={small_beir}", "budget=steps",

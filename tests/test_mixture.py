@@ -1,28 +1,18 @@
 """Multi-task training (``data.mixture``): datasets merged under prefixed ids, drawn in proportion
 to their weights, each query with its own dataset's instruction, evaluated on each."""
 
-import random
 
 import pytest
 
 from scaling.config import ConfigError, parse
 from scaling.data import mixture
-from tests.conftest import compose
+from tests.conftest import compose, dev_cut
 
 
 @pytest.fixture(scope="module")
 def second_beir(pycode_dir, tmp_path_factory):
     """A 200-document BEIR folder ("second") with 40 train and 20 test queries of pycode's dev split."""
-    from scaling.data import formats
-    data = formats.load_beir(pycode_dir)
-    rng = random.Random(7)
-    qids = rng.sample(sorted(data.qrels["dev"]), 60)
-    keep = set(qids) | set(rng.sample(sorted(set(data.corpus) - set(qids)), 140))
-    out = tmp_path_factory.mktemp("beir") / "second"
-    formats.write_beir(out, [{"_id": d, "title": "", "text": data.corpus[d]} for d in sorted(keep)],
-                       [{"_id": q, "text": data.queries[q]} for q in qids],
-                       {"train": {q: {q: 1} for q in qids[:40]}, "test": {q: {q: 1} for q in qids[40:]}})
-    return out
+    return dev_cut(pycode_dir, tmp_path_factory.mktemp("beir") / "second", 7, {"train": 40, "test": 20})
 
 
 def test_weighted_draws_each_dataset_in_proportion():

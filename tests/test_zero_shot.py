@@ -2,13 +2,12 @@
 result, with the same numbers recipes/evaluate.py gets from its checkpoint on that dataset alone."""
 
 import json
-import random
 
 import pytest
 
 from scaling.config import EvaluateConfig, parse
 from scaling.experiment import evaluate, run
-from tests.conftest import compose
+from tests.conftest import compose, dev_cut
 from tests.test_checks import _fails, tripwires  # noqa: F401 (a fixture)
 
 KEYS = ("nDCG@10", "RR@10", "R@100", "R@1000", "contrastive_entropy")
@@ -17,15 +16,7 @@ KEYS = ("nDCG@10", "RR@10", "R@100", "R@1000", "contrastive_entropy")
 @pytest.fixture(scope="module")
 def other_beir(pycode_dir, tmp_path_factory):
     """A second 200-document BEIR folder ("other"): 25 test queries none of small's train queries."""
-    from scaling.data import formats
-    data = formats.load_beir(pycode_dir)
-    rng = random.Random(5)
-    test = rng.sample(sorted(data.qrels["dev"]), 25)
-    keep = set(test) | set(rng.sample(sorted(set(data.corpus) - set(test)), 175))
-    out = tmp_path_factory.mktemp("beir") / "other"
-    formats.write_beir(out, [{"_id": d, "title": "", "text": data.corpus[d]} for d in sorted(keep)],
-                       [{"_id": q, "text": data.queries[q]} for q in test], {"test": {q: {q: 1} for q in test}})
-    return out
+    return dev_cut(pycode_dir, tmp_path_factory.mktemp("beir") / "other", 5, {"test": 25})
 
 
 def test_zero_shot_rows_match_evaluating_the_checkpoint_on_that_dataset(tiny_overrides, other_beir, tmp_path, capsys):
