@@ -43,7 +43,10 @@ def compose_run(args):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         conf = hcompose(config_name="config", overrides=overrides, return_hydra_config=True)
         HydraConfig.instance().set_config(conf)
-        cli.bind_grid(conf)
+        try:
+            cli.bind_grid(conf)
+        finally:  # a later test must not find this launch's Hydra state (e.g. a resume hint's command line)
+            HydraConfig.instance().cfg = None
         with open_dict(conf):
             del conf["hydra"]
         return parse(OmegaConf.to_container(conf, resolve=True))
