@@ -31,10 +31,12 @@ ALL = [(g, o) for g in YAML_GROUPS + list(NODE_GROUPS) for o in _options(g)]
 def test_every_option_composes_and_validates(group, option):
     cfg = parse(compose([f"{group}={option}"] + REQUIRED.get((group, option), [])))
     name = getattr(cfg, {"size": "model", "experiment": "grid"}.get(group, group)).name
-    if option.startswith("smollm2-l"):  # the CPU ladder: SmolLM2 cut by depth
-        rung = int(option.removeprefix("smollm2-l"))
-        assert name == "smollm2-135m" and cfg.model.num_layers == (None if rung == 30 else rung)
-        return
+    cuts = {"smollm2-l": ("smollm2-135m", 30), "gemma3-l": ("gemma3-270m", 18)}
+    for stem, (model, depth) in cuts.items():
+        if option.startswith(stem):  # a decoder cut by depth (the CPU ladder)
+            rung = int(option.removeprefix(stem))
+            assert name == model and cfg.model.num_layers == (None if rung == depth else rung)
+            return
     assert name == option or (group, option) == ("teacher", "hf")
 
 
@@ -158,7 +160,7 @@ GUARD = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['recipes/r
                                   "skip_sink)"),
     ("trainer.lr=abc", "trainer.lr: expected float, got 'abc'"),
     ("trainer.batch_size=1.5", "trainer.batch_size: expected int, got 1.5"),
-    ("size=huge", "size: unknown option 'huge' (known: 1b, 3b, 8b, gemma3-270m, minilm, mpnet, smollm2-135m, smollm2-l1, "),
+    ("size=huge", "size: unknown option 'huge' (known: 1b, 3b, 8b, gemma3-270m, gemma3-l4, minilm, mpnet, smollm2-135m, smollm2-l1, "),
     ("paradigm=spars", "paradigm: unknown option 'spars' (known: dense, sparse, sparse_zeng)"),
     ("trainer.lr=[", "trainer.lr: cannot parse 'trainer.lr=['"),
 ])
