@@ -16,7 +16,9 @@ points all ran under one FLOP budget (their FLOPs differ only by whole steps). W
 Writes under --out (default RUNS_DIR/report), each file atomically (a temporary sibling, then a
 rename): ``report.md`` (progress, tables, fits, figure links), ``fits.json`` (every fit's
 parameters, 95% intervals, R^2, points, or its refusal), and the PNGs ``scaling_params.png``,
-``scaling_flops.png``, ``curves.png`` (learning curves), ``fraction.png`` (data efficiency) and
+``scaling_flops.png``, ``curves.png`` (learning curves), ``fraction.png`` (data efficiency),
+``variant.png`` (the measure against a numeric axis the tables have no column for, such as
+``eval.doc_len``: one line per paradigm/loss/size) and
 ``supervision.png`` (distilled students against their teachers' report cards); a figure without
 data is skipped with a note. The tables and fits are printed too.
 
@@ -53,7 +55,7 @@ from scaling.io import write_atomic, write_json_atomic  # noqa: E402
 
 FIGURES = {"params": "scaling_params.png", "flops": "scaling_flops.png",
            "curves": "curves.png", "fraction": "fraction.png", "supervision": "supervision.png",
-           "isoflop": "isoflop.png"}
+           "isoflop": "isoflop.png", "variant": "variant.png"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -186,11 +188,13 @@ def draw(out: Path, runs, points, series, fits, split, measure, refs) -> tuple[d
         "curves": plots.curves_plot(runs, split, measure, out / FIGURES["curves"]),
         "fraction": plots.fraction_plot(points, split, measure, out / FIGURES["fraction"]),
         "supervision": plots.supervision_plot(points, split, measure, out / FIGURES["supervision"], refs),
+        "variant": plots.variant_plot(points, split, measure, out / FIGURES["variant"]),
     }
     why = {"params": "no series holds the measure", "flops": "no series holds the measure",
            "curves": "no run has a learning curve (eval.every_n_steps)",
            "fraction": "no point was trained at two or more data fractions",
-           "supervision": "no point was distilled from two or more teachers with report cards"}
+           "supervision": "no point was distilled from two or more teachers with report cards",
+           "variant": "no points differ on one numeric axis the tables have no column for (e.g. eval.doc_len)"}
     for key, path in made.items():
         if path is None:
             (out / FIGURES[key]).unlink(missing_ok=True)

@@ -504,3 +504,27 @@ def test_points_differing_on_an_unnamed_axis_are_rows_not_seeds(tmp_path):
     assert all(p.seeds == 1 for p in points)
     text = table.runs_table(points, split)
     assert "| variant |" in text and "instruction=seen" in text and "0.4000" in text and "0.3000" in text
+
+
+def test_a_numeric_variant_is_drawn_against_its_axis(tmp_path):
+    """luo_long_docs: nDCG@10 against eval.doc_len, one line per size; a non-numeric variant is not drawn."""
+    from scaling.analysis import plots
+    split = None
+    for size in ("smollm2-l4", "gemma3-l4"):
+        for length, value in (("256", 0.30), ("1024", 0.34), ("8192", 0.31)):
+            rec = fixture_record("dense-cl-smollm2-l10")
+            rec["grid"] = {"experiment": "luo_long_docs", "name": f"seed0-{size}-doc_len{length}",
+                           "point": {"seed": "0", "size": size, "eval.doc_len": length}}
+            rec["config"]["model"].update(name="gemma3-270m" if size == "gemma3-l4" else "smollm2-135m", num_layers=4)
+            split = next(iter(rec["metrics"]))
+            rec["metrics"][split]["nDCG@10"] = value + (0.01 if size == "gemma3-l4" else 0)
+            (tmp_path / "runs" / f"{size}-{length}").mkdir(parents=True)
+            (tmp_path / "runs" / f"{size}-{length}" / "result.json").write_text(json.dumps(rec))
+    points = records.average(records.load_runs(tmp_path / "runs")[0])
+    assert len(points) == 6 and {p.size for p in points} == {"smollm2-l4", "gemma3-l4"}
+    assert plots.numeric_variant(points[0])[0] == "eval.doc_len"
+    out = plots.variant_plot(points, split, "nDCG@10", tmp_path / "variant.png")
+    assert out is not None and out.stat().st_size > 10_000
+    for p in points:
+        p.variant = "instruction=seen"
+    assert plots.variant_plot(points, split, "nDCG@10", tmp_path / "none.png") is None

@@ -301,6 +301,50 @@ def fraction_plot(points: list[Point], split: str, measure: str, path: Path) -> 
     return _save(fig, path)
 
 
+def numeric_variant(point: Point) -> tuple[str, float] | None:
+    """(axis, value) when the point's variant is one axis with a number (``eval.doc_len=1024``)."""
+    parts = point.variant.split()
+    if len(parts) != 1 or "=" not in parts[0]:
+        return None
+    axis, value = parts[0].split("=", 1)
+    try:
+        return axis, float(value)
+    except ValueError:
+        return None
+
+
+def variant_plot(points: list[Point], split: str, measure: str, path: Path) -> Path | None:
+    """``measure`` against a numeric axis the points differ on (``eval.doc_len``: Luo et al.'s
+    long documents), one line per (paradigm, loss, size, budget) with two or more values."""
+    groups: dict[tuple, list[tuple[float, Point]]] = {}
+    axes = set()
+    for p in points:
+        got = numeric_variant(p)
+        if got is not None and measure in p.metrics.get(split, {}):
+            axes.add(got[0])
+            groups.setdefault((p.paradigm, p.loss, p.size, p.budget), []).append((got[1], p))
+    groups = {k: sorted(v, key=lambda t: t[0]) for k, v in groups.items() if len({x for x, _ in v}) >= 2}
+    if not groups or len(axes) != 1:
+        return None
+    (axis,) = axes
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for i, (key, pts) in enumerate(sorted(groups.items())):
+        ax.plot([x for x, _ in pts], [p.metrics[split][measure] for _, p in pts], linewidth=1.2,
+                label="/".join(key[:3]), **_style(i))
+    values = sorted({x for pts in groups.values() for x, _ in pts})
+    if min(values) > 0 and max(values) / min(values) >= 8:
+        ax.set_xscale("log")
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.minorticks_off()
+    ax.set_xlabel(axis)
+    ax.set_ylabel(f"{measure} ({split})")
+    ax.set_title(f"{measure} vs {axis}, {split}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
 def supervision_plot(points: list[Point], split: str, measure: str, path: Path, references: dict | None = None) -> Path | None:
     """Student ``measure`` against its teacher's (the teacher's report card on ``split``), one line
     per (paradigm, loss, size, budget) distilled from two or more teachers, with the diagonal
