@@ -187,7 +187,7 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     mixed, items = mixture_inputs(cfg, data_dir, items, build, unchecked)
     if needs_scorer(cfg):
         scorer_ready(cfg)
-    return Inputs(plan, data_dir, path, teacher, items, unchecked, zero_shot_dirs(cfg, data_dir, build), mixed)
+    return Inputs(plan, data_dir, path, teacher, items, unchecked, zero_shot_dirs(cfg, data_dir, build, mixed), mixed)
 
 
 def mixture_inputs(cfg, data_dir: Path | None, items: list | None, build: bool, unchecked: list[str]):
@@ -215,16 +215,17 @@ def mixture_inputs(cfg, data_dir: Path | None, items: list | None, build: bool, 
     return dirs, mixture.weighted(sources, [cfg.data.weight] + [m.weight for m in cfg.data.mixture])
 
 
-def zero_shot_dirs(cfg, data_dir: Path | None, build: bool) -> list[Path | None]:
+def zero_shot_dirs(cfg, data_dir: Path | None, build: bool, trained: list = ()) -> list[Path | None]:
     """The folders of ``eval.zero_shot``'s datasets, their sources and splits checked; one that is
-    the training (or evaluated) dataset itself, or named twice, is a ConfigError."""
+    the training (or evaluated) dataset itself, one of ``trained`` (a mixture's), or named twice,
+    is a ConfigError."""
     dirs = []
     for i, z in enumerate(cfg.eval.zero_shot):
         key = f"eval.zero_shot[{i}]"
         root = dataset(z, cfg.cache_dir, {f"{key}.eval_splits": list(z.eval_splits)}, build)
-        if root is not None and root in (data_dir, *dirs):
-            raise ConfigError(key, f"{z.name} ({root}) is {'the run' if root == data_dir else 'an earlier zero-shot'}"
-                                   "'s dataset already: a zero-shot dataset is another one")
+        if root is not None and root in (data_dir, *trained, *dirs):
+            what = "the run" if root == data_dir else "a mixture" if root in trained else "an earlier zero-shot"
+            raise ConfigError(key, f"{z.name} ({root}) is {what}'s dataset already: a zero-shot dataset is another one")
         dirs.append(root)
     return dirs
 

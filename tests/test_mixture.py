@@ -86,3 +86,11 @@ def test_random_negatives_of_a_merged_corpus_are_refused(tiny_overrides, second_
     mix = f"data.mixture=[{{name:beir,path:'{second_beir}',n_negatives:1,negatives:bm25}}]"
     with pytest.raises(ConfigError, match="data.negatives: with data.mixture, negatives come from each dataset's own pool"):
         parse(compose(tiny_overrides + [mix, "data.n_negatives=1", "data.negatives=random"]))
+
+
+def test_a_mixture_dataset_is_not_also_zero_shot(tiny_overrides, second_beir):
+    from scaling.checks import run_inputs
+    mix = f"data.mixture=[{{name:beir,path:'{second_beir}',n_negatives:0}}]"
+    zero = f"eval.zero_shot=[{{name:beir,path:'{second_beir}'}}]"
+    with pytest.raises(ConfigError, match=r"eval.zero_shot\[0\]: beir .* is a mixture's dataset already"):
+        run_inputs(parse(compose(tiny_overrides + ["data.n_negatives=0", mix, zero])))
