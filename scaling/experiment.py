@@ -80,20 +80,21 @@ def run(cfg: RunConfig) -> dict:
     from scaling.data import corpora
     inputs = checks.run_inputs(cfg)  # every check, before any folder, model, corpus or reference work
     dataset = corpora.load(cfg.data, cfg.cache_dir, root=inputs.data_dir)
-    if inputs.items is not None and (cfg.data.teacher_scores or cfg.data.negatives == "file"):
-        from scaling.data.groups import in_corpus  # a file from elsewhere may name other passages
-        inputs.items = in_corpus(inputs.items, dataset.corpus, cfg.data.n_negatives,
-                                 cfg.data.teacher_scores or cfg.data.negatives_file)
+    parts = [corpora.load(m, cfg.cache_dir, root=root) for m, root in zip(cfg.data.mixture, inputs.mixture)]
     train_data = dataset
-    if cfg.data.mixture:  # training reads every dataset of the mixture, under prefixed ids
+    if parts:  # training reads every dataset of the mixture, under prefixed ids
         from scaling.data import mixture
-        train_data = mixture.merge(dataset, [corpora.load(m, cfg.cache_dir, root=root)
-                                             for m, root in zip(cfg.data.mixture, inputs.mixture)])
+        train_data = mixture.merge(dataset, parts)
+    files = [d.teacher_scores or d.negatives_file for d in (cfg.data, *cfg.data.mixture)
+             if d.teacher_scores or d.negatives == "file"]
+    if inputs.items is not None and files:  # a file from elsewhere may name other passages
+        from scaling.data.groups import in_corpus  # (a mixture's groups are checked in the merged corpus)
+        inputs.items = in_corpus(inputs.items, train_data.corpus, cfg.data.n_negatives, ", ".join(files))
     rundir.create(run_dir, cfg.overwrite, record)  # a run replaced with overwrite=true goes here
     marker = grid.mark_running(run_dir) if leader else None
     try:
         with tracking.open_tracker(cfg, run_dir) as tracker:
-            return _run(cfg, run_dir, dataset, train_data, inputs, t0, tracker)
+            return _run(cfg, run_dir, dataset, train_data, parts, inputs, t0, tracker)
     except BaseException as e:  # a requeue (Preempted, or submitit's exit) needs no hint: the task comes back
         if leader and not isinstance(e, USER_ERRORS) and not signals.requeued():
             print(rundir.resume_hint(run_dir, e), flush=True)
@@ -103,8 +104,9 @@ def run(cfg: RunConfig) -> dict:
             marker.stop()
 
 
-def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, inputs, t0: float, tracker) -> dict:
-    """``train_data``: what training reads: ``dataset``, or with a mixture every dataset merged."""
+def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, parts, inputs, t0: float, tracker) -> dict:
+    """``train_data``: what training reads: ``dataset``, or with a mixture every dataset merged;
+    ``parts``: the mixture's datasets, loaded once (evaluated on too)."""
     import torch
 
     from scaling import checkpoint, prepare, training
@@ -134,7 +136,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, inputs, t0: float, 
     references, untrained = {}, {}
     planned = plan.as_dict()
     tracker.plan(planned)
-    sets = eval_sets(cfg, dataset, inputs.data_dir, inputs.zero_shot, inputs.mixture)
+    sets = eval_sets(cfg, dataset, inputs.data_dir, inputs.zero_shot, list(zip(inputs.mixture, parts)))
     if leader:
         write_json_atomic(run_dir / "budget.json", planned)
         references = systems.references_on(sets)
@@ -200,19 +202,17 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, inputs, t0: float, 
     return result
 
 
-def eval_sets(cfg, dataset, data_dir: Path, zero_shot_dirs: list[Path], mixture_dirs: list[Path] = ()) -> list[tuple]:
+def eval_sets(cfg, dataset, data_dir: Path, zero_shot_dirs: list[Path], mixture: list[tuple] = ()) -> list[tuple]:
     """(run config, dataset, its folder, splits) of every evaluated dataset: the run's own, each
-    of ``data.mixture`` (trained on too), then each of ``eval.zero_shot`` (the run's configuration
-    with that dataset's)."""
+    of ``data.mixture`` (trained on too: ``mixture`` holds their (folder, loaded dataset)), then
+    each of ``eval.zero_shot``, loaded here (the run's configuration with that dataset's)."""
     import dataclasses
 
     from scaling.data import corpora
-    sets = [(cfg, dataset, data_dir, list(cfg.data.eval_splits))]
-    others = [*zip(cfg.data.mixture, mixture_dirs), *zip(cfg.eval.zero_shot, zero_shot_dirs)]
-    for z, root in others:
-        sets.append((dataclasses.replace(cfg, data=z), corpora.load(z, cfg.cache_dir, root=root), root,
-                     list(z.eval_splits)))
-    return sets
+    loaded = [(m, root, ds) for m, (root, ds) in zip(cfg.data.mixture, mixture)] + \
+        [(z, root, corpora.load(z, cfg.cache_dir, root=root)) for z, root in zip(cfg.eval.zero_shot, zero_shot_dirs)]
+    return [(cfg, dataset, data_dir, list(cfg.data.eval_splits))] + \
+        [(dataclasses.replace(cfg, data=d), ds, root, list(d.eval_splits)) for d, root, ds in loaded]
 
 
 def _significance(e, columns: dict, result: dict) -> tuple[dict, str]:

@@ -2,6 +2,8 @@
 to their weights, each query with its own dataset's instruction, evaluated on each."""
 
 
+import random
+
 import pytest
 
 from scaling.config import ConfigError, parse
@@ -94,3 +96,48 @@ def test_a_mixture_dataset_is_not_also_zero_shot(tiny_overrides, second_beir):
     zero = f"eval.zero_shot=[{{name:beir,path:'{second_beir}'}}]"
     with pytest.raises(ConfigError, match=r"eval.zero_shot\[0\]: beir .* is a mixture's dataset already"):
         run_inputs(parse(compose(tiny_overrides + ["data.n_negatives=0", mix, zero])))
+
+
+def _negatives_file(folder, out, seed):
+    """Hofstätter's triples (margin_mse) naming 4 negatives per training query: a candidate pool."""
+    from scaling.data import formats
+    data = formats.load_beir(folder)
+    rng = random.Random(seed)
+    lines = []
+    for qid, docs in data.qrels["train"].items():
+        (pos,) = docs
+        for neg in rng.sample(sorted(set(data.corpus) - {pos}), 4):
+            lines.append(f"1.0\t0.0\t{qid}\t{pos}\t{neg}")
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_a_mixture_killed_in_a_later_epoch_resumes_to_the_same_weights(tiny_overrides, small_beir, second_beir,
+                                                                       tmp_path, monkeypatch):
+    """16 groups (8 of each dataset), 4 steps an epoch; killed inside step 6 (epoch 1, between its
+    micro-batches) after the checkpoint at step 4: the rerun draws the same mixed batches, the same
+    sampled negatives from each dataset's own pool, and ends with the unbroken run's weights."""
+    from scaling.callbacks import FlopLedger
+    from scaling.experiment import run
+    from tests.conftest import RESUME_HARD, assert_same_weights
+    mine = _negatives_file(small_beir, tmp_path / "mine.tsv", 1)
+    theirs = _negatives_file(second_beir, tmp_path / "theirs.tsv", 2)
+    common = tiny_overrides + RESUME_HARD + [
+        "budget.steps=7", "trainer.checkpoint_every=4", "data.negatives=file", f"data.negatives_file={mine}",
+        f"data.mixture=[{{name:beir,path:'{second_beir}',n_negatives:2,negatives:file,negatives_file:'{theirs}',"
+        "max_train_queries:8,instruction:'Find: '}]"]
+    run(parse(compose(common + [f"run_dir={tmp_path / 'whole'}"])))
+    killed = []
+
+    def kill_once(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 5 and batch_idx % 2 == 1 and not killed:
+            killed.append((trainer.current_epoch, {mixture.source_of(q) for q in batch["qids"]}))
+            raise KeyboardInterrupt("simulated kill")
+    monkeypatch.setattr(FlopLedger, "on_train_batch_start", kill_once, raising=False)
+    cfg = parse(compose(common + [f"run_dir={tmp_path / 'r'}"]))
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        run(cfg)
+    assert killed and killed[0][0] == 1
+    result = run(cfg)
+    assert_same_weights(tmp_path / "whole", tmp_path / "r")
+    assert set(result["metrics"]) == {"small/test", "second/test"}
