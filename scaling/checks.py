@@ -204,9 +204,7 @@ def mixture_inputs(cfg, data_dir: Path | None, items: list | None, build: bool, 
         key = f"data.mixture[{i}]"
         root = dataset(m, cfg.cache_dir, {f"{key}.train_split": [m.train_split], f"{key}.eval_splits": list(m.eval_splits)},
                        build)
-        if root is not None and root in (data_dir, *dirs):
-            raise ConfigError(key, f"{m.name} ({root}) is {'the run' if root == data_dir else 'an earlier mixture'}"
-                                   "'s dataset already")
+        _another(key, m, root, {data_dir: "the run", **{d: "an earlier mixture" for d in dirs}})
         dirs.append(root)
         sources.append(None if root is None else mixture.prefix_items(
             mixture.tag(i), training_inputs(dataclasses.replace(cfg, data=m), root, unchecked)[2]))
@@ -223,11 +221,17 @@ def zero_shot_dirs(cfg, data_dir: Path | None, build: bool, trained: list = ()) 
     for i, z in enumerate(cfg.eval.zero_shot):
         key = f"eval.zero_shot[{i}]"
         root = dataset(z, cfg.cache_dir, {f"{key}.eval_splits": list(z.eval_splits)}, build)
-        if root is not None and root in (data_dir, *trained, *dirs):
-            what = "the run" if root == data_dir else "a mixture" if root in trained else "an earlier zero-shot"
-            raise ConfigError(key, f"{z.name} ({root}) is {what}'s dataset already: a zero-shot dataset is another one")
+        _another(key, z, root, {data_dir: "the run", **{d: "a mixture" for d in trained},
+                                **{d: "an earlier zero-shot" for d in dirs}})
         dirs.append(root)
     return dirs
+
+
+def _another(key: str, data_cfg, root: Path | None, taken: dict) -> None:
+    """A dataset listed beside the run's (``data.mixture``, ``eval.zero_shot``) must be another one
+    than each of ``taken`` ({folder: whose}): the same folder would train or report twice."""
+    if root is not None and root in taken:
+        raise ConfigError(key, f"{data_cfg.name} ({root}) is {taken[root]}'s dataset already: list another dataset")
 
 
 def evaluate_inputs(cfg: EvaluateConfig) -> tuple[RunConfig, Path, list[Path]]:

@@ -265,16 +265,14 @@ class DataConfig:
         check(self.name != "beir" or bool(self.path or self.beir_name), "data.path",
               "data=beir needs data.path=DIR|FILE.zip, or data.beir_name=NAME (a zip under <cache_dir>/downloads)")
         check(self.weight > 0, "data.weight", f"must be positive, got {self.weight}")
-        check(not self.mixture or self.n_negatives == 0 or self.negatives != "random", "data.negatives",
-              "with data.mixture, negatives come from each dataset's own pool (bm25, a mix, or file), not random "
-              "documents of the merged corpus")
         for i, m in enumerate(self.mixture):
             check(not m.mixture, f"data.mixture[{i}].mixture", "a mixture's datasets hold no mixtures of their own")
             check(m.n_negatives == self.n_negatives, f"data.mixture[{i}].n_negatives",
                   f"must be this run's data.n_negatives ({self.n_negatives}): a batch's groups are one size")
-            check(m.n_negatives == 0 or m.negatives not in ("random",), f"data.mixture[{i}].negatives",
-                  "negatives for a mixture's dataset come from its own pool (bm25, a mix, or file), not random "
-                  "documents of the merged corpus")
+        named = [("data", self)] + [(f"data.mixture[{i}]", m) for i, m in enumerate(self.mixture)]
+        for key, d in named if self.mixture and self.n_negatives else []:
+            check(d.negatives != "random", f"{key}.negatives", "with data.mixture, negatives come from each "
+                  "dataset's own pool (bm25, a mix, or file), not random documents of the merged corpus")
 
 
 DATA_CONFIGS.update({name: DataConfig for name in DATASETS})

@@ -72,10 +72,12 @@ class MixedQueries:
         self.pad_with = tokenizers[""]
 
     def __call__(self, texts: list[str], qids: list[str]):
-        ids, leads = [], []
-        for text, qid in zip(texts, qids):
-            tok = self.tokenizers[source_of(qid)]
-            (x,) = tok.ids([text])
-            ids.append(x)
-            leads.append(tok.lead_len(x))
+        ids, leads = [None] * len(texts), [0] * len(texts)
+        rows: dict[str, list[int]] = {}
+        for i, qid in enumerate(qids):
+            rows.setdefault(source_of(qid), []).append(i)
+        for source, where in rows.items():  # one tokenizer call per dataset in the batch
+            tok = self.tokenizers[source]
+            for i, x in zip(where, tok.ids([texts[i] for i in where])):
+                ids[i], leads[i] = x, tok.lead_len(x)
         return self.pad_with.pad(ids, leads)
