@@ -96,7 +96,7 @@ def _origin(brings: dict, axes: dict, point: dict, key: str) -> str:
     from scaling import grid
     for axis, by_value in brings.items():
         for value, settings in by_value.items():
-            if key in settings and grid._spelled(value, axes.get(axis, [])) == point.get(axis):
+            if key in settings and grid._matches(axes, axis, value, point):
                 return f"grid.brings.{axis}.{value}.{key}"
     return f"grid.brings.{key}"
 

@@ -20,6 +20,13 @@ negative and a larger global batch, contrastive with the experiment's)::
         loss:
           kd: {data.n_negatives: 1, trainer.global_batch: 16}
 
+Axes joined by commas bring settings to a combination of their values (Zeng et al.'s KD batch
+depends on both the loss and the size)::
+
+      brings:
+        size,loss:
+          "1b,margin_mse": {trainer.global_batch: 1024}
+
 ``cli.bind_grid`` applies them once the point is known, before the config is parsed, whichever
 launcher reached the point; a key the command line sets (``data.n_negatives=2``) wins over what a
 point brings. An axis or value ``brings`` names that ``grid.axes`` does not list, a brought key that
@@ -156,19 +163,38 @@ def _same_number(a, b) -> bool:
         return False
 
 
+def _axes_of(axis: str) -> list[str]:
+    """``"size,loss"`` -> ``["size", "loss"]``: the axes a ``grid.brings`` entry conditions on."""
+    return [a.strip() for a in str(axis).split(",")]
+
+
+def _matches(axes: dict[str, list], axis: str, value, pt: dict[str, str]) -> bool:
+    """Whether point ``pt`` has ``value`` on ``axis`` (joined axes: every one of the joined values)."""
+    names, values = _axes_of(axis), [v.strip() for v in str(value).split(",")]
+    return len(names) == len(values) and all(
+        a in pt and _spelled(v, axes.get(a, [])) == pt[a] for a, v in zip(names, values))
+
+
 def check_brings(axes: dict[str, list], brings: dict | None) -> None:
     """Refuse a ``grid.brings`` naming an axis ``axes`` lacks or a value its axis does not list,
     bringing an axis' own key, or giving one point two values for one key (ConfigError, grid.brings)."""
     from scaling.schema import ConfigError
     for axis, by_value in (brings or {}).items():
-        if axis not in axes:
-            raise ConfigError("grid.brings", f"axis {axis!r} is not in grid.axes (axes: {', '.join(map(str, axes))})")
+        names = _axes_of(axis)
+        for a in names:
+            if a not in axes:
+                raise ConfigError("grid.brings", f"axis {a!r} is not in grid.axes (axes: {', '.join(map(str, axes))})")
         if not isinstance(by_value, dict):
             raise ConfigError(f"grid.brings.{axis}", "expected a mapping of the axis' values to settings")
         for value, settings in by_value.items():
-            if not _listed(value, axes[axis]):
-                raise ConfigError("grid.brings", f"axis {axis!r} has no value {str(value)!r} "
-                                                 f"(its values: {', '.join(map(str, axes[axis]))})")
+            values = [v.strip() for v in str(value).split(",")]
+            if len(values) != len(names):
+                raise ConfigError(f"grid.brings.{axis}", f"{str(value)!r} has {len(values)} values for "
+                                                         f"{len(names)} axes ({', '.join(names)})")
+            for a, v in zip(names, values):
+                if not _listed(v, axes[a]):
+                    raise ConfigError("grid.brings", f"axis {a!r} has no value {v!r} "
+                                                     f"(its values: {', '.join(map(str, axes[a]))})")
             if not isinstance(settings, dict):
                 raise ConfigError(f"grid.brings.{axis}.{value}", "expected a mapping of dotted keys to values")
             for key in settings:
@@ -186,12 +212,13 @@ def brought(axes: dict[str, list], brings: dict | None, pt: dict[str, str]) -> d
     out, by = {}, {}
     for axis, by_value in (brings or {}).items():
         for value, settings in (by_value or {}).items():
-            if axis in pt and _spelled(value, axes.get(axis, [])) == pt[axis]:
+            if _matches(axes, axis, value, pt):
+                where = "+".join(f"{a}={pt[a]}" for a in _axes_of(axis))
                 for key, setting in settings.items():
                     if key in out and out[key] != setting:
-                        raise ConfigError("grid.brings", f"{by[key]} and {axis}={pt[axis]} both bring {key} "
+                        raise ConfigError("grid.brings", f"{by[key]} and {where} both bring {key} "
                                                          f"({out[key]!r} vs {setting!r}) to point {name(pt)}")
-                    out[key], by[key] = setting, f"{axis}={pt[axis]}"
+                    out[key], by[key] = setting, where
     return out
 
 

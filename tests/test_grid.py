@@ -154,7 +154,7 @@ def test_grid_cli_names_the_known_grids_for_an_unknown_experiment(capsys):
     out = capsys.readouterr()
     known = ["cpu_budget", "cpu_data", "cpu_grid", "cpu_grid_kd", "cpu_seeds", "cpu_steps", "gtr", "gtr_finetune",
              "isoflop", "kd_inbatch", "luo_backbones", "luo_instructions", "luo_long_docs", "luo_multitask", "smoke",
-             "supervision"]
+             "supervision", "zeng_grid"]
     assert out.err == f"error: unknown experiment 'nope' (known: {', '.join(known)})\n"
     assert out.out == ""
     assert grid.known_experiments() == known
@@ -295,6 +295,42 @@ def test_a_bad_brings_names_what_is_wrong(tmp_path, brings, message):
             compose_point(["experiment=bad", f"grid.index={i}"], conf)
         assert str(e.value).startswith(message), str(e.value)
         assert e.value.key.startswith("grid.brings")
+
+
+JOINT = SHAPES.replace("budget: {name", """    loss,budget.steps:
+      "kd,450": {data.query_len: 48}
+      "cl+kd, 4.5e2": {data.query_len: 40}
+budget: {name""")
+"""Settings brought by a combination of two axes' values (a numeric value spelled otherwise too)."""
+
+
+def test_joined_axes_bring_settings_to_their_combination_only(tmp_path):
+    conf = experiment_dir(tmp_path, JOINT, "joint")
+    names = [grid.name(p) for p in grid.points(grid.experiment_axes("joint", conf))]
+    lens = {n: compose_point(["experiment=joint", f"grid.index={i}"], conf).data.query_len
+            for i, n in enumerate(names)}
+    default = compose_point(["experiment=joint", "grid.index=0"], conf).data.query_len
+    assert lens == {"cl-steps40": default, "cl-steps450": default, "kd-steps40": default,
+                    "kd-steps450": 48, "cl+kd-steps40": default, "cl+kd-steps450": 40}
+    cfg = compose_point(["experiment=joint", "loss=kd", "budget.steps=450"], conf)
+    assert shape(cfg) == (1, 16, 5e-4) and cfg.data.query_len == 48  # single-axis brings still apply
+
+
+@pytest.mark.parametrize("entry,message", [
+    ('    loss,budget.steps:\n      "kd": {data.query_len: 48}\n',
+     "grid.brings.loss,budget.steps: 'kd' has 1 values for 2 axes (loss, budget.steps)"),
+    ('    loss,seeds:\n      "kd,1": {data.query_len: 48}\n',
+     "grid.brings: axis 'seeds' is not in grid.axes"),
+    ('    loss,budget.steps:\n      "kd,45": {data.query_len: 48}\n',
+     "grid.brings: axis 'budget.steps' has no value '45'"),
+    ('    loss,budget.steps:\n      "kd,450": {trainer.global_batch: 4}\n',
+     "grid.brings: loss=kd and loss=kd+budget.steps=450 both bring trainer.global_batch (16 vs 4)"),
+])
+def test_a_bad_joined_brings_names_what_is_wrong(tmp_path, entry, message):
+    conf = experiment_dir(tmp_path, SHAPES.replace("budget: {name", entry + "budget: {name"), "bad")
+    with pytest.raises(ConfigError) as e:
+        compose_point(["experiment=bad", "grid.index=3"], conf)
+    assert str(e.value).startswith(message), str(e.value)
 
 
 def test_the_manifest_lists_what_each_point_brings(tmp_path):
