@@ -46,8 +46,9 @@ class Inputs:
     """The training groups (``scaling.data.groups.training_items``) with their teacher-scored or
     BM25 pools; None in a dry run before the dataset folder is built."""
     unchecked: list[str] = field(default_factory=list)
-    zero_shot: list[Path | None] = field(default_factory=list)
-    """The folders of ``eval.zero_shot``'s datasets, in order (None in a dry run before one is built)."""
+    zero_shot: list[tuple] = field(default_factory=list)
+    """(data config, folder) of each dataset evaluated zero-shot: ``eval.zero_shot``'s, then
+    ``eval.beir_sets``' (the folder None in a dry run before one is built)."""
     mixture: list[Path | None] = field(default_factory=list)
     """The folders of ``data.mixture``'s datasets, in order (None in a dry run before one is built)."""
 
@@ -176,6 +177,7 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     """Every check of a training run (see the module's docstring); raises ConfigError,
     FileNotFoundError or FormatError, each naming the key or the file (and line) at fault."""
     loss_needs(cfg)
+    listed = zero_shot_configs(cfg.eval)  # a set missing from eval.beir_root: only the folder's listing read
     from scaling import start
     earlier = start.check(cfg, build)  # an earlier training stage: finished, the same model and head
     plan = make_plan(cfg)  # the depth check (read_hf_config) and the budget's: at least one step
@@ -187,7 +189,8 @@ def run_inputs(cfg: RunConfig, build: bool = True) -> Inputs:
     mixed, items = mixture_inputs(cfg, data_dir, items, build, unchecked)
     if needs_scorer(cfg):
         scorer_ready(cfg)
-    return Inputs(plan, data_dir, path, teacher, items, unchecked, zero_shot_dirs(cfg, data_dir, build, mixed), mixed)
+    zero_shot = zero_shot_dirs(cfg, listed, data_dir, build, mixed)
+    return Inputs(plan, data_dir, path, teacher, items, unchecked, zero_shot, mixed)
 
 
 def mixture_inputs(cfg, data_dir: Path | None, items: list | None, build: bool, unchecked: list[str]):
@@ -213,18 +216,31 @@ def mixture_inputs(cfg, data_dir: Path | None, items: list | None, build: bool, 
     return dirs, mixture.weighted(sources, [cfg.data.weight] + [m.weight for m in cfg.data.mixture])
 
 
-def zero_shot_dirs(cfg, data_dir: Path | None, build: bool, trained: list = ()) -> list[Path | None]:
-    """The folders of ``eval.zero_shot``'s datasets, their sources and splits checked; one that is
-    the training (or evaluated) dataset itself, one of ``trained`` (a mixture's), or named twice,
-    is a ConfigError."""
+def zero_shot_configs(e) -> list[tuple[str, object]]:
+    """(config key, data config) of every dataset evaluated zero-shot, in table order:
+    ``eval.zero_shot``'s, then one per ``eval.beir_sets`` name under ``eval.beir_root``, composed
+    as ``data=beir`` composes it (``scaling.data.beir.suite``: a set missing there fails here)."""
+    from scaling.config import DataConfig, as_data_option
+    from scaling.data import beir
+    from scaling.schema import build
+    listed = [(f"eval.zero_shot[{i}]", z) for i, z in enumerate(e.zero_shot)]
+    entries = beir.suite(e.beir_root, e.beir_sets) if e.beir_sets else []
+    return listed + [(f"eval.beir_sets[{j}]", build(DataConfig, as_data_option(x), f"eval.beir_sets[{j}]."))
+                     for j, x in enumerate(entries)]
+
+
+def zero_shot_dirs(cfg, listed: list[tuple[str, object]], data_dir: Path | None, build: bool,
+                   trained: list = ()) -> list[tuple]:
+    """(data config, folder) of each of ``listed`` (``zero_shot_configs``), its source and splits
+    checked; one that is the training (or evaluated) dataset itself, one of ``trained`` (a
+    mixture's), or listed twice, is a ConfigError."""
     dirs = []
-    for i, z in enumerate(cfg.eval.zero_shot):
-        key = f"eval.zero_shot[{i}]"
+    for key, z in listed:
         root = dataset(z, cfg.cache_dir, {f"{key}.eval_splits": list(z.eval_splits)}, build)
         _another(key, z, root, {data_dir: "the run", **{d: "a mixture" for d in trained},
                                 **{d: "an earlier zero-shot" for d in dirs}})
         dirs.append(root)
-    return dirs
+    return [(z, root) for (_, z), root in zip(listed, dirs)]
 
 
 def _another(key: str, data_cfg, root: Path | None, taken: dict) -> None:
@@ -234,11 +250,13 @@ def _another(key: str, data_cfg, root: Path | None, taken: dict) -> None:
         raise ConfigError(key, f"{data_cfg.name} ({root}) is {taken[root]}'s dataset already: list another dataset")
 
 
-def evaluate_inputs(cfg: EvaluateConfig) -> tuple[RunConfig, Path, list[Path]]:
+def evaluate_inputs(cfg: EvaluateConfig) -> tuple[RunConfig, Path, list[tuple]]:
     """recipes/evaluate.py's checks before a model loads: (the checkpoint's run configuration, or
-    the defaults without one; a folder that is not a checkpoint fails with a hint) and the dataset
-    folder, its files for the evaluated splits present."""
+    the defaults without one; a folder that is not a checkpoint fails with a hint), the dataset
+    folder, its files for the evaluated splits present, and the zero-shot (data config, folder)s,
+    the BEIR suite's sets found before the dataset is built."""
     from scaling.checkpoint import read_config
     base = read_config(cfg.checkpoint) if cfg.checkpoint else RunConfig()
+    listed = zero_shot_configs(cfg.eval)
     root = dataset(cfg.data, cfg.cache_dir, {"data.eval_splits": list(cfg.data.eval_splits)}, build=True)
-    return base, root, zero_shot_dirs(cfg, root, build=True)
+    return base, root, zero_shot_dirs(cfg, listed, root, build=True)

@@ -245,6 +245,12 @@ class DataConfig:
     name from ``scaling.data.teacher_files.FORMATS``."""
     missing_teacher: str = "error"
     """error: fail on groups lacking teacher scores (with a count and examples); drop: skip them."""
+    ignore_identical_ids: bool = False
+    """At evaluation, drop a retrieved document whose id is the query's own from that query's
+    ranking before it is scored or written (BEIR's ``ignore_identical_ids``: in ArguAna and Quora a
+    query is itself a corpus document, which would rank first). Searched ``eval.k + 1`` deep, so a
+    ranking stays ``eval.k`` long. Not for datasets that judge a query's own id relevant (the
+    built-in corpora, folders cut from them)."""
 
     def __post_init__(self):
         check(self.query_len > 1, "data.query_len", "must be > 1")
@@ -533,6 +539,16 @@ class EvalConfig:
     ``{name: beir, path: DIR}``; its ``eval_splits``, test by default), its rows beside the training
     data's in the same table and result (``<dataset>/<split>``), with the references and the
     untrained backbone on them too. Queries and documents are cut to each one's own lengths."""
+    beir_root: str | None = None
+    """A local folder holding one BEIR dataset per name of ``beir_sets``: ``<root>/<name>/``
+    (corpus.jsonl, queries.jsonl, qrels/test.tsv) or ``<root>/<name>.zip``. Each is evaluated
+    zero-shot on its test split after ``zero_shot``'s datasets, its rows ``<name>/test``; a missing
+    one fails before any work, naming it (scaling/data/beir.py: ``suite``)."""
+    beir_sets: list[str] = field(default_factory=list)
+    """BEIR dataset names read from ``beir_root`` (``eval=beir13``: the 13 public sets Zeng et al.
+    report), each with ``data.ignore_identical_ids`` (BEIR's evaluator's default). The table and
+    result.json add the plain mean over exactly these rows of each of ``measures``
+    (``beir<N>/mean``; each set counts once, whatever its number of queries)."""
     compare_to: str | None = "bm25"
     """The results table marks each system's difference from this column (a reference system or
     ``untrained``) when significant: a paired t-test (*) and a paired randomization test (†) on
@@ -561,11 +577,21 @@ class EvalConfig:
         check(self.rounding in ("floor", "round"), "eval.rounding", f"must be floor or round, got {self.rounding!r}")
         bad = [b for b in self.baselines if b not in REFERENCE_SYSTEMS]
         check(not bad, "eval.baselines", f"unknown reference system {bad[:1]} (known: {', '.join(REFERENCE_SYSTEMS)})")
+        check(bool(self.beir_root) or not self.beir_sets, "eval.beir_root",
+              f"the {len(self.beir_sets)} sets of eval.beir_sets are read from eval.beir_root=DIR: a folder "
+              "holding <name>/ (corpus.jsonl, queries.jsonl, qrels/test.tsv) or <name>.zip for each")
+        check(bool(self.beir_sets) or not self.beir_root, "eval.beir_sets",
+              "eval.beir_root is set but names no set: list them (eval.beir_sets=[scifact,nfcorpus]) "
+              "or take eval=beir13")
+        odd = [n for n in self.beir_sets if not n or "/" in n or n in (".", "..") or n.endswith(".zip")]
+        check(not odd, "eval.beir_sets", f"{odd[:1]} is not a dataset name (the folder's name under eval.beir_root)")
+        twice = sorted({n for n in self.beir_sets if self.beir_sets.count(n) > 1})
+        check(not twice, "eval.beir_sets", f"{twice[0]!r} is listed twice" if twice else "")
 
     def result_settings(self) -> dict:
         """The settings a result depends on (not where or in how many pieces it ran): cache keys."""
         skip = ("baselines", "untrained", "device", "shard", "block", "batch_size", "wait_s", "every_n_steps",
-                "curve_split", "compare_to", "alpha", "zero_shot")
+                "curve_split", "compare_to", "alpha", "zero_shot", "beir_root", "beir_sets")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 

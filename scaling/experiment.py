@@ -195,6 +195,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, parts, inputs, t0: 
                            "total": round(time.time() - t0, 1)}}
     columns = systems.result_columns(result)
     marks, legend = _significance(cfg.eval, columns, result)
+    columns = _beir_mean(cfg.eval, result, columns)
     write_json_atomic(run_dir / "result.json", result)
     tracker.result(result, columns)
     print(format_table(columns, marks) + legend, flush=True)
@@ -202,15 +203,16 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, parts, inputs, t0: 
     return result
 
 
-def eval_sets(cfg, dataset, data_dir: Path, zero_shot_dirs: list[Path], mixture: list[tuple] = ()) -> list[tuple]:
+def eval_sets(cfg, dataset, data_dir: Path, zero_shot: list[tuple], mixture: list[tuple] = ()) -> list[tuple]:
     """(run config, dataset, its folder, splits) of every evaluated dataset: the run's own, each
     of ``data.mixture`` (trained on too: ``mixture`` holds their (folder, loaded dataset)), then
-    each of ``eval.zero_shot``, loaded here (the run's configuration with that dataset's)."""
+    each of ``zero_shot`` ((data config, folder): ``eval.zero_shot``'s, then ``eval.beir_sets``'),
+    loaded here (the run's configuration with that dataset's)."""
     import dataclasses
 
     from scaling.data import corpora
     loaded = [(m, root, ds) for m, (root, ds) in zip(cfg.data.mixture, mixture)] + \
-        [(z, root, corpora.load(z, cfg.cache_dir, root=root)) for z, root in zip(cfg.eval.zero_shot, zero_shot_dirs)]
+        [(z, root, corpora.load(z, cfg.cache_dir, root=root)) for z, root in zero_shot]
     return [(cfg, dataset, data_dir, list(cfg.data.eval_splits))] + \
         [(dataclasses.replace(cfg, data=d), ds, root, list(d.eval_splits)) for d, root, ds in loaded]
 
@@ -228,6 +230,27 @@ def _significance(e, columns: dict, result: dict) -> tuple[dict, str]:
         return {}, ""
     result["significance"] = {"baseline": e.compare_to, "alpha": e.alpha, "comparisons": rows}
     return found, "\n" + significance.legend(label, e.alpha)
+
+
+def _beir_mean(e, result: dict, columns: dict) -> dict:
+    """With ``eval.beir_sets``: the plain mean of each of ``eval.measures`` over exactly their rows
+    (``<name>/test``), per system as the result holds its metrics, into ``result["beir_mean"]``
+    (with the row label and the rows averaged); returns the table ``columns`` with that row added
+    to each column holding every set. Without, ``columns`` as they are."""
+    from scaling.data.beir import suite_rows
+    from scaling.evaluation.metrics import plain_mean
+    if not e.beir_sets:
+        return columns
+    rows = suite_rows(e.beir_sets)
+    label = f"beir{len(rows)}/mean"
+
+    def mean(metrics):  # {} for a system not on the table; None where it lacks a set
+        return plain_mean(metrics, rows, e.measures) if metrics else {}
+    result["beir_mean"] = {"row": label, "rows": rows, "metrics": mean(result["metrics"]),
+                           "reference_metrics": {k: mean(v) for k, v in result["reference_metrics"].items()},
+                           "baseline_metrics": mean(result["baseline_metrics"])}
+    means = {c: mean(col) for c, col in columns.items()}
+    return {c: {**col, label: means[c]} if means[c] else col for c, col in columns.items()}
 
 
 def evaluate(cfg: EvaluateConfig) -> dict:
@@ -266,6 +289,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
               "checkpoint": str(Path(cfg.checkpoint).expanduser()) if cfg.checkpoint else None, "budget": budget}
     columns = systems.columns(references, untrained, **({"checkpoint": metrics} if cfg.checkpoint else {}))
     marks, legend = _significance(rcfg.eval, columns, result)
+    columns = _beir_mean(rcfg.eval, result, columns)
     write_json_atomic(run_dir / "result.json", result)
     print(format_table(columns, marks) + legend, flush=True)
     print(f"[evaluate] wrote {run_dir / 'result.json'}", flush=True)

@@ -15,7 +15,8 @@ from scaling.config import LOSSES, PARADIGMS, ConfigError, EvaluateConfig, Prepa
 YAML_GROUPS = ["size", "data", "budget", "trainer", "logger", "eval", "teacher", "experiment"]
 NODE_GROUPS = {"paradigm": PARADIGMS, "loss": LOSSES}
 REQUIRED = {("data", "beir"): ["data.path=/some/dir"], ("data", "msmarco"): ["data.path=/some/dir"],
-            ("teacher", "hf"): ["teacher.model=/some/ce"]}
+            ("teacher", "hf"): ["teacher.model=/some/ce"], ("eval", "beir13"): ["eval.beir_root=/some/dir"],
+            ("experiment", "zeng_grid"): ["data.path=/some/dir"], ("experiment", "zeng_grid_paper"): ["data.path=/some/dir"]}
 
 
 def _options(group):

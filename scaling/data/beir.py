@@ -3,6 +3,8 @@
 ``data=beir data.path=DIR`` reads a BEIR folder as is; ``data.path=FILE.zip`` extracts a BEIR
 zip once into the cache; ``data.beir_name=scifact`` looks for ``<cache>/downloads/scifact.zip``
 and, with ``data.download=true`` on a machine with a network, fetches it from the BEIR mirror.
+``eval.beir_root=DIR eval.beir_sets=[...]`` (``eval=beir13``) reads several from one local folder,
+each as a zero-shot dataset (``suite``), and never downloads.
 
 What goes to disk: ``<cache>/data/beir/<name>/`` (extracted into a temporary sibling, renamed
 into place) and ``<cache>/downloads/<name>.zip`` (downloaded to a temporary file, renamed).
@@ -55,6 +57,37 @@ def download(name: str, out: Path) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return out
+
+
+SUITE_SPLIT = "test"
+"""The split a suite's sets are evaluated on (their rows: ``<name>/test``)."""
+
+
+def suite(root: str | Path, names: list[str]) -> list[dict]:
+    """``eval.beir_sets`` under ``eval.beir_root`` as ``eval.zero_shot`` entries, in order:
+    ``{name: beir, path: <root>/<name>, beir_name: <name>, ignore_identical_ids: true}`` (the
+    folder, else ``<root>/<name>.zip`` beside it; ``beir_name`` names its rows, as an extracted
+    zip's folder name would not; a query's own document left out of its ranking on every set, as
+    BEIR's evaluator does by default). Reads nothing but the folder's listing; every set that is in
+    neither form is named at once."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"eval.beir_root={root} is not a folder (it should hold <name>/ or <name>.zip "
+                                f"for each of eval.beir_sets: {', '.join(names)})")
+    paths = {n: root / n if (root / n).is_dir() else root / f"{n}.zip" for n in names}
+    missing = [n for n, p in paths.items() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"eval.beir_root={root} lacks {len(missing)} of the {len(names)} BEIR sets of eval.beir_sets: "
+            f"{', '.join(missing)} (each a folder {root}/<name>/ with corpus.jsonl, queries.jsonl and "
+            f"qrels/{SUITE_SPLIT}.tsv, or {root}/<name>.zip)")
+    return [{"name": "beir", "path": str(p), "beir_name": n, "eval_splits": [SUITE_SPLIT],
+             "ignore_identical_ids": True} for n, p in paths.items()]
+
+
+def suite_rows(names: list[str]) -> list[str]:
+    """The table rows of a suite's sets: ``<name>/test``."""
+    return [f"{n}/{SUITE_SPLIT}" for n in names]
 
 
 def dataset_dir(cfg, cache: Path, build: bool = True) -> Path | None:

@@ -43,6 +43,26 @@ def scored(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
     return {**means, PER_QUERY: per_query}
 
 
+def drop_identical(run: dict[str, dict[str, float]], k: int) -> dict[str, dict[str, float]]:
+    """BEIR's ``ignore_identical_ids`` (``data.ignore_identical_ids``): each query's ranking without
+    the document of its own id, cut to its best ``k`` (the caller searched ``k + 1`` deep)."""
+    out = {}
+    for qid, docs in run.items():
+        kept = sorted(((d, s) for d, s in docs.items() if d != qid), key=lambda ds: (-ds[1], ds[0]))
+        out[qid] = dict(kept[:k])
+    return out
+
+
+def plain_mean(rows: dict[str, dict], keys: list[str], measures: list[str]) -> dict[str, float] | None:
+    """The unweighted mean over the rows ``keys`` (``<dataset>/<split>``) of each of ``measures``:
+    every dataset counts once, whatever its number of queries (BEIR's average over datasets).
+    None when a row or one of its measures is missing (a mean over fewer rows would mislead)."""
+    got = [rows.get(k) or {} for k in keys]
+    if not keys or any(m not in r for r in got for m in measures):
+        return None
+    return {m: sum(float(r[m]) for r in got) / len(got) for m in measures}
+
+
 def numbers(measures: dict) -> dict[str, float]:
     """A split's metrics without what is not a number (the per-query values)."""
     return {k: v for k, v in measures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

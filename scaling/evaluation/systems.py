@@ -22,7 +22,7 @@ from typing import Callable
 from scaling.config import REFERENCE_SYSTEMS, RunConfig
 from scaling.evaluation.cache import cached
 from scaling.evaluation.encoder import evaluate_encoder
-from scaling.evaluation.metrics import scored
+from scaling.evaluation.metrics import drop_identical, scored
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,10 @@ class System:
 
 
 def _data_key(cfg: RunConfig, data_dir: Path, splits) -> dict:
-    return {"data": [str(Path(data_dir).resolve()), cfg.data.query_len, cfg.data.doc_len],
+    """What a system's numbers depend on in the dataset and the evaluation settings
+    (``data.ignore_identical_ids`` only when set, so keys made before it existed still hold)."""
+    drop = ["ignore_identical_ids"] if cfg.data.ignore_identical_ids else []
+    return {"data": [str(Path(data_dir).resolve()), cfg.data.query_len, cfg.data.doc_len, *drop],
             "eval": {**cfg.eval.result_settings(), "query_instruction": cfg.query_instruction()},
             "splits": list(splits)}
 
@@ -54,8 +57,11 @@ def bm25(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
     for split in splits:
         queries = {q: lucene.clean_text(lucene_bm25.split_identifiers(t) if cfg.data.bm25.split_identifiers else t)
                    for q, t in dataset.split_queries(split).items()}
-        run, lat = searcher.search({"kind": "bm25", "index": str(index), "k": cfg.eval.k,
+        drop = cfg.data.ignore_identical_ids  # one more deep, for the query's own document
+        run, lat = searcher.search({"kind": "bm25", "index": str(index), "k": cfg.eval.k + int(drop),
                                     "k1": cfg.data.bm25.k1, "b": cfg.data.bm25.b, "queries": queries})
+        if drop:
+            run = drop_identical(run, cfg.eval.k)
         out[f"{dataset.name}/{split}"] = {**scored(run, dataset.qrels[split], cfg.eval.measures), **built,
                                           **latency_stats(lat, sum(lat), len(lat))}
     return out
