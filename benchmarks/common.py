@@ -40,3 +40,18 @@ def print_table(rows: list[dict], columns: list[tuple]) -> None:
     widths = [max([len(title)] + [len(c[i]) for c in cells]) + 2 for i, (title, _, _) in enumerate(columns)]
     for line in [[title for title, _, _ in columns]] + cells:
         print("".join(f"{v:>{w}}" for v, w in zip(line, widths)))
+
+
+def plain_step(module, data, opt, sched, params, grad_clip, autocast):
+    """One optimiser step of the toolkit's own loss outside Lightning (the benchmarks' plain loop):
+    forward under ``autocast``, backward, clipping, AdamW and the schedule; returns the loss."""
+    import torch
+    with autocast:
+        total, _ = module.loss(module.step_inputs(data))
+    total.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return total.detach()

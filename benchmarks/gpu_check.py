@@ -77,7 +77,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import compose, peak_rss_mb  # noqa: E402
+from common import compose, peak_rss_mb, plain_step  # noqa: E402
 
 GPU = dict(size="1b", fit_size="8b", paradigms="dense,sparse_zeng", fit_paradigm="sparse_zeng", queries=128,
            negatives=16, query_len=64, doc_len=128, chunk=32, warmup=2, steps=3, fit_warmup=1, fit_steps=1,
@@ -180,15 +180,7 @@ def measure_train(a, size, paradigm, chunk, warmup, steps, cuda, peak, deadline,
         if cuda:
             torch.cuda.synchronize()
         t = time.perf_counter()
-        with autocast:
-            total, _ = module.loss(module.step_inputs(data))
-        total.backward()
-        total = total.detach()
-        if cfg.trainer.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, cfg.trainer.grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        total = plain_step(module, data, opt, sched, params, cfg.trainer.grad_clip, autocast)
         if cuda:
             torch.cuda.synchronize()
         (times if i >= warmup else warm).append(time.perf_counter() - t)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import compose, peak_rss_mb  # noqa: E402
+from common import compose, peak_rss_mb, plain_step  # noqa: E402
 
 
 def overrides(a, chunk=None) -> list[str]:
@@ -100,14 +100,7 @@ def run(variant: str, a) -> dict:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and "bf16" in cfg.trainer.precision)
         for _ in range(plan.max_steps):
             t = time.perf_counter()
-            with autocast:
-                total, _ = module.loss(module.step_inputs(data))
-            total.backward()
-            if cfg.trainer.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.trainer.grad_clip)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            plain_step(module, data, opt, sched, params, cfg.trainer.grad_clip, autocast)
             if cuda:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
