@@ -12,6 +12,7 @@ import torch
 from scaling.distributed import gather_with_grad
 from scaling.gradcache import encode_chunked
 from scaling.losses.base import LossInputs, WeightedLoss
+from scaling.optim import adamw_schedule
 
 
 class RetrieverModule(L.LightningModule):
@@ -56,21 +57,19 @@ class RetrieverModule(L.LightningModule):
                 self.log(f"train/{label}", value, batch_size=bs)
         return total
 
+    def on_train_start(self):
+        """Every submodule in training mode: ``from_pretrained`` returns a body in eval mode and
+        Lightning keeps each submodule's mode through ``fit``, so without this a pretrained
+        encoder's own dropout (MiniLM's, MPNet's 0.1) stayed off, or came on only after an
+        evaluation of the untrained model had reset the modes: a run's training depended on
+        whether that evaluation was cached."""
+        self.train()
+
     def on_save_checkpoint(self, checkpoint):
         """Keep only trained parameters: the frozen backbone is rebuilt from config on load."""
         keep = {k for k, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        warmup = max(1, int(self.warmup_ratio * self.max_steps))
-        total = max(self.max_steps, warmup + 1)
-
-        def factor(step):  # linear warm-up, then linear decay to 0 at max_steps
-            if step < warmup:
-                return (step + 1) / warmup
-            return max(0.0, (total - step) / (total - warmup))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        opt, sched = adamw_schedule(self.parameters(), self.lr, self.weight_decay, self.warmup_ratio, self.max_steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

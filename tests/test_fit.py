@@ -253,3 +253,22 @@ def assert_per_query_and_entropy(cfg, result):
     for qid, value in want.items():
         assert per_query["contrastive_entropy"][qid] == pytest.approx(value, rel=1e-4, abs=1e-4)
     assert m["contrastive_entropy"] == pytest.approx(sum(per_query["contrastive_entropy"].values()) / len(sets))
+
+
+def test_a_pretrained_encoders_dropout_is_on_in_every_training_step(tiny_overrides, tmp_path, monkeypatch):
+    """from_pretrained returns MiniLM in eval mode and Lightning keeps submodules' modes through
+    fit: training must still drop out (BERT's 0.1 and LoRA's), with no evaluation of the
+    untrained model before it to reset the modes, and after a learning-curve evaluation."""
+    from scaling.module import RetrieverModule
+    seen = []
+    real = RetrieverModule.training_step
+
+    def spy(self, batch, batch_idx):
+        drops = [m for m in self.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+        seen.append((len(drops), sum(m.training for m in drops)))
+        return real(self, batch, batch_idx)
+    monkeypatch.setattr(RetrieverModule, "training_step", spy)
+    cfg = parse(compose(tiny_overrides + ["size=minilm", "eval.untrained=false", "budget.steps=2",
+                                          "eval.every_n_steps=1", "eval.curve_split=test", f"run_dir={tmp_path / 'run'}"]))
+    run(cfg)
+    assert len(seen) == 2 and all(n > 10 and on == n for n, on in seen), seen
