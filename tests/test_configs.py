@@ -16,7 +16,7 @@ YAML_GROUPS = ["size", "data", "budget", "trainer", "logger", "eval", "teacher",
 NODE_GROUPS = {"paradigm": PARADIGMS, "loss": LOSSES}
 REQUIRED = {("data", "beir"): ["data.path=/some/dir"], ("data", "msmarco"): ["data.path=/some/dir"],
             ("teacher", "hf"): ["teacher.model=/some/ce"], ("eval", "beir13"): ["eval.beir_root=/some/dir"],
-            ("experiment", "zeng_grid"): ["data.path=/some/dir"], ("experiment", "zeng_grid_paper"): ["data.path=/some/dir"]}
+            ("experiment", "zeng_grid"): ["data.path=/some/dir"], ("experiment", "zeng_grid_flops"): ["data.path=/some/dir"]}
 
 
 def _options(group):

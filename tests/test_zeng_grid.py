@@ -1,5 +1,5 @@
-"""Zeng et al.'s grid at paper scale, planned (nothing loaded): every point of ``zeng_grid`` (one
-FLOP budget) and ``zeng_grid_paper`` (the paper's realised steps) passes the run's own checks on a
+"""Zeng et al.'s grid at paper scale, planned (nothing loaded): every point of ``zeng_grid`` (the
+paper's realised steps) and ``zeng_grid_flops`` (one FLOP budget) passes the run's own checks on a
 small MS MARCO folder with 16 hard negatives and teacher scores per query, with the paper's batch
 per size and loss; the one-budget plans are compared with the paper's schedule."""
 
@@ -55,8 +55,8 @@ def plans(experiment, files, capsys):
     return out
 
 
-def test_zeng_grid_plans_every_point_at_one_budget_near_the_papers_schedule(files, capsys):
-    got = plans("zeng_grid", files, capsys)
+def test_zeng_grid_flops_plans_every_point_at_one_budget_near_the_papers_schedule(files, capsys):
+    got = plans("zeng_grid_flops", files, capsys)
     for (size, paradigm, loss), plan in got.items():
         assert plan["global_batch"] == BATCH[size, loss]
         assert plan["budget_flops"] == 3.74e19
@@ -68,8 +68,8 @@ def test_zeng_grid_plans_every_point_at_one_budget_near_the_papers_schedule(file
     assert max(abs(r - 1) for r in ratio.values()) < 0.12
 
 
-def test_zeng_grid_paper_plans_the_papers_steps_and_reports_their_flops(files, capsys):
-    got = plans("zeng_grid_paper", files, capsys)
+def test_zeng_grid_plans_the_papers_steps_and_reports_their_flops(files, capsys):
+    got = plans("zeng_grid", files, capsys)
     for (size, paradigm, loss), plan in got.items():
         steps = (PAPER_KD_STEPS if loss == "margin_mse" else PAPER_CL_STEPS)[size]
         assert (plan["budget_mode"], plan["max_steps"], plan["global_batch"]) == ("steps", steps, BATCH[size, loss])

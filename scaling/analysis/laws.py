@@ -54,7 +54,11 @@ class Backtest:
 
     @property
     def inside(self) -> bool:
-        return self.refused is None and bool(self.lo <= self.measured <= self.hi)
+        """The measured value within [lo, hi], give or take rounding (1e-12 of the value): a law
+        that fits its points exactly has an interval of one value, which the measurement may
+        miss by a last digit."""
+        slack = 1e-12 * max(abs(self.lo), abs(self.hi), abs(self.measured))
+        return self.refused is None and bool(self.lo - slack <= self.measured <= self.hi + slack)
 
     def as_dict(self) -> dict:
         out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
