@@ -12,6 +12,8 @@ about a second.
 
 from __future__ import annotations
 
+import functools
+
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +263,17 @@ def load_causal_lm(cfg: ModelConfig, size, cache_dir):
     return model, tok
 
 
+@functools.lru_cache(maxsize=None)
+def _gguf_config(name: str):
+    """A GGUF preset's HF config from its file's metadata, read once per process: joining a split
+    GGUF and parsing it takes seconds, and a grid's dry run plans every point of that size."""
+    import tempfile
+
+    from transformers import AutoConfig
+    with tempfile.TemporaryDirectory() as scratch:
+        return AutoConfig.from_pretrained(_gguf_source(name, Path(scratch) / "joined"), gguf_file=GGUF[name].gguf)
+
+
 def read_hf_config(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling"):
     """The backbone's HF config without loading weights, cut to ``num_layers``: ``model.path``'s
     config.json, the packaged models' own, the converted SmolLM2 (else its GGUF's metadata), or,
@@ -277,10 +290,8 @@ def read_hf_config(cfg: ModelConfig, cache_dir: str | Path = "~/.cache/scaling")
         if (converted / "config.json").exists():
             config = AutoConfig.from_pretrained(str(converted))
         else:  # the GGUF's metadata, the cache untouched (a dry run writes nothing)
-            import tempfile
-            with tempfile.TemporaryDirectory() as scratch:
-                config = AutoConfig.from_pretrained(_gguf_source(size.name, Path(scratch) / "joined"),
-                                                    gguf_file=GGUF[size.name].gguf)
+            import copy
+            config = copy.deepcopy(_gguf_config(size.name))
     else:
         config = LlamaConfig(**size.arch.hf_kwargs(), rope_theta=size.rope_theta)
     if cfg.num_layers is not None and cfg.num_layers > config.num_hidden_layers:
