@@ -168,9 +168,14 @@ def _axes_of(axis: str) -> list[str]:
     return [a.strip() for a in str(axis).split(",")]
 
 
+def _values_of(value) -> list[str]:
+    """``"1b,margin_mse"`` -> ``["1b", "margin_mse"]``: one value per joined axis."""
+    return [v.strip() for v in str(value).split(",")]
+
+
 def _matches(axes: dict[str, list], axis: str, value, pt: dict[str, str]) -> bool:
     """Whether point ``pt`` has ``value`` on ``axis`` (joined axes: every one of the joined values)."""
-    names, values = _axes_of(axis), [v.strip() for v in str(value).split(",")]
+    names, values = _axes_of(axis), _values_of(value)
     return len(names) == len(values) and all(
         a in pt and _spelled(v, axes.get(a, [])) == pt[a] for a, v in zip(names, values))
 
@@ -187,7 +192,7 @@ def check_brings(axes: dict[str, list], brings: dict | None) -> None:
         if not isinstance(by_value, dict):
             raise ConfigError(f"grid.brings.{axis}", "expected a mapping of the axis' values to settings")
         for value, settings in by_value.items():
-            values = [v.strip() for v in str(value).split(",")]
+            values = _values_of(value)
             if len(values) != len(names):
                 raise ConfigError(f"grid.brings.{axis}", f"{str(value)!r} has {len(values)} values for "
                                                          f"{len(names)} axes ({', '.join(names)})")
