@@ -94,6 +94,14 @@ def test_short_range_warns():
         assert fit_power_law(X, noisy(X, 0.01, 0), resamples=100).warnings == []
 
 
+def test_alpha_at_its_bound_warns():
+    # error falling as x^-20 to a floor is steeper than the floor form allows (alpha in [-5, 10])
+    with pytest.warns(FitWarning, match="alpha sits at its bound"):
+        fit = fit_power_law(X, (X / X[0]) ** -20.0 + 0.1, form="power_floor", resamples=20)
+    assert fit.params["alpha"] == pytest.approx(10.0, abs=1e-3)
+    assert any("at its bound (10)" in w for w in fit.warnings)
+
+
 def test_clean_data_fit_exactly():
     fit = fit_power_law(X, A * X ** -ALPHA, resamples=200)
     assert fit.r2 > 0.9999
