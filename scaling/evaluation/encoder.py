@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from scaling.config import RunConfig
-from scaling.evaluation.metrics import PER_QUERY, drop_identical, scored
+from scaling.evaluation.metrics import PER_QUERY, scored, search_ranked
 from scaling.evaluation.store import corpus_blocks
 
 
@@ -51,10 +51,8 @@ def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir
                 queries = dataset.split_queries(split)
                 q = encode.encode_texts(q_fn, q_tok, list(queries.values()), e.batch_size,
                                         f"encode {split} queries", progress, rows=exporter.rows)
-                drop = cfg.data.ignore_identical_ids  # one more deep, for the query's own document
-                run, stats = exporter.search(q, list(queries), e.k + int(drop))
-                if drop:  # before the run is written: the file holds what was scored
-                    run = drop_identical(run, e.k)
+                run, stats = search_ranked(lambda depth: exporter.search(q, list(queries), depth), e.k,
+                                           cfg.data.ignore_identical_ids)
                 if run_dir is not None:
                     write_trec_run(run, Path(run_dir) / "runs" / f"{dataset.name}_{split}.trec")
                 m = {**scored(run, dataset.qrels[split], e.measures), **built, **stats}

@@ -53,6 +53,14 @@ def drop_identical(run: dict[str, dict[str, float]], k: int) -> dict[str, dict[s
     return out
 
 
+def search_ranked(search, k: int, ignore_identical: bool):
+    """``search(depth) -> (run, extra)`` at depth ``k``; with ``ignore_identical`` one deeper, for the
+    query's own document, which ``drop_identical`` then removes, cutting back to ``k``. The run
+    returned is what gets scored and written."""
+    run, extra = search(k + int(ignore_identical))
+    return (drop_identical(run, k) if ignore_identical else run), extra
+
+
 def plain_mean(rows: dict[str, dict], keys: list[str], measures: list[str]) -> dict[str, float] | None:
     """The unweighted mean over the rows ``keys`` (``<dataset>/<split>``) of each of ``measures``:
     every dataset counts once, whatever its number of queries (BEIR's average over datasets).

@@ -22,7 +22,7 @@ from typing import Callable
 from scaling.config import REFERENCE_SYSTEMS, RunConfig
 from scaling.evaluation.cache import cached
 from scaling.evaluation.encoder import evaluate_encoder
-from scaling.evaluation.metrics import drop_identical, scored
+from scaling.evaluation.metrics import scored, search_ranked
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,10 @@ def bm25(cfg: RunConfig, dataset, data_dir, splits, model=None) -> dict:
     for split in splits:
         queries = {q: lucene.clean_text(lucene_bm25.split_identifiers(t) if cfg.data.bm25.split_identifiers else t)
                    for q, t in dataset.split_queries(split).items()}
-        drop = cfg.data.ignore_identical_ids  # one more deep, for the query's own document
-        run, lat = searcher.search({"kind": "bm25", "index": str(index), "k": cfg.eval.k + int(drop),
-                                    "k1": cfg.data.bm25.k1, "b": cfg.data.bm25.b, "queries": queries})
-        if drop:
-            run = drop_identical(run, cfg.eval.k)
+        run, lat = search_ranked(
+            lambda depth: searcher.search({"kind": "bm25", "index": str(index), "k": depth, "k1": cfg.data.bm25.k1,
+                                           "b": cfg.data.bm25.b, "queries": queries}),
+            cfg.eval.k, cfg.data.ignore_identical_ids)
         out[f"{dataset.name}/{split}"] = {**scored(run, dataset.qrels[split], cfg.eval.measures), **built,
                                           **latency_stats(lat, sum(lat), len(lat))}
     return out
