@@ -416,10 +416,10 @@ def isoflop_plot(fits: dict, runs: dict, path: Path, measure_label: str = "1 - n
             blo, bhi = fit.predict_interval(cs)
             if np.all(np.isfinite(blo)):
                 right.fill_between(cs, blo, bhi, color=f"C{i}", alpha=0.15)
-            for label, cx in (extra or {}).items():
+            for j, (label, cx) in enumerate(sorted((extra or {}).items(), key=lambda lc: lc[1])):
                 right.scatter([cx], [float(fit.predict(cx))], marker="x", color=f"C{i}")
-                right.annotate(label, (cx, float(fit.predict(cx))), fontsize=POINT_FONTSIZE,
-                               xytext=(3, 3), textcoords="offset points")
+                right.annotate(label, (cx, float(fit.predict(cx))), fontsize=POINT_FONTSIZE,  # stacked: the
+                               xytext=(-12, 4 + 7 * j), textcoords="offset points")  # budgets are close
     left.set_xscale("log")
     left.set_xlabel(X_LABELS["params"])
     left.set_ylabel(measure_label)
