@@ -87,6 +87,23 @@ def test_isoflop_refuses_the_line_with_one_usable_budget_and_bad_input():
         laws.isoflop([1e12], [-1.0], [0.5])
 
 
+def test_isoflop_backtest_predicts_the_largest_budgets_vertex_and_flags_a_moved_one():
+    c, n, y = synthetic(noise=0.005, seeds=3, budgets=(1e11, 1e12, 1e13, 1e14))
+    b = laws.isoflop_backtest(c, n, y, resamples=300, seed=0)
+    assert b.held_flops == 1e14 and b.inside and b.lo < 1 < b.hi
+    assert b.predicted == pytest.approx(law()(1e14), rel=0.3) and b.measured == pytest.approx(law()(1e14), rel=0.3)
+    # the largest budget's optimum moved to 4x the law's: its vertex is far outside the prediction
+    last = c == 1e14
+    n_moved, y_moved = n.copy(), y.copy()
+    n_moved[last] = n[last] * 4
+    y_moved[last] = 0.5 + 0.05 * np.log(n_moved[last] / (4 * law()(1e14))) ** 2
+    moved = laws.isoflop_backtest(c, n_moved, y_moved, resamples=300, seed=0)
+    assert not moved.inside and moved.hi < 1 and "**missed**" in moved.line()
+    assert moved.measured == pytest.approx(4 * law()(1e14), rel=1e-6)
+    two = laws.isoflop_backtest(*synthetic(budgets=(1e12, 1e13)))
+    assert two.refused and "needs 3" in two.refused and not two.inside and "refused" in two.line()
+
+
 def test_fang_form_is_power_floor_rewritten():
     n = np.array([1e6, 3e6, 1e7, 3e7, 1e8, 3e8])
     A, alpha, delta = 5e5, 0.4, 0.3
@@ -112,5 +129,6 @@ def test_the_report_sections_go_through_every_seed_and_draw_the_isoflop_figure(t
     assert fit["a"] == pytest.approx(0.6, abs=0.05) and len(fit["budgets"]) == 3
     assert set(fit["predictions"]) == {"1b", "3b", "8b"} and "1b: C = 3.34e+19" in text
     assert path == tmp_path / "isoflop.png" and path.read_bytes().startswith(b"\x89PNG")
+    assert fit["backtest"]["held_flops"] == 1e14 and fit["backtest"]["inside"] and "Backtest: refitted" in text
     text, rows = law_report.backtests(points, "x/test", "nDCG@10", 100, 0)
     assert any(r["held_runs"] == 2 for r in rows)   # both seeds of the largest size held out

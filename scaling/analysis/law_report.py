@@ -99,8 +99,10 @@ def isoflop(points: list[records.Point], split: str, measure: str, resamples: in
         if not fit.budgets:
             continue
         fits[name], data[name] = fit, (c, n, y)
-        parts.append(f"**{name}** (1 - {measure}):\n\n" + fit.table(PAPER_BUDGETS if fit.a is not None else None))
-        rec = {"series": name, **fit.as_dict()}
+        check = laws.isoflop_backtest(c, n, y, resamples=resamples, seed=seed)
+        parts.append(f"**{name}** (1 - {measure}):\n\n" + fit.table(PAPER_BUDGETS if fit.a is not None else None)
+                     + "\n\n" + check.line())
+        rec = {"series": name, **fit.as_dict(), "backtest": check.as_dict()}
         if fit.a is not None:
             rec["predictions"] = {k: {"flops": cx, "n_star": float(fit.predict(cx)),
                                       "interval": [float(v[0]) for v in fit.predict_interval(cx)],

@@ -266,6 +266,76 @@ def isoflop(budgets, params, errors, resamples: int = 1000, seed: int = 0) -> Is
     return fit
 
 
+@dataclass
+class IsoFLOPBacktest:
+    """The line N* = k C^a refitted without the largest usable budget, against that budget's vertex."""
+
+    held_flops: float
+    measured: float
+    """The held-out budget's parabola vertex N*."""
+    predicted: float | None = None
+    lo: float = math.nan
+    hi: float = math.nan
+    """95% interval of predicted / measured, from independent bootstraps of the line (the other
+    budgets' runs) and of the held-out vertex (its own runs): the measured vertex is inside when
+    the interval holds 1."""
+    refused: str | None = None
+
+    @property
+    def inside(self) -> bool:
+        return self.refused is None and self.lo <= 1.0 <= self.hi
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "inside": self.inside}
+
+    def line(self) -> str:
+        if self.refused:
+            return f"Backtest: refused: {self.refused}"
+        return (f"Backtest: refitted without the largest budget ({self.held_flops:.3g} FLOPs), the line predicts "
+                f"N* = {self.predicted:.3g} there; its parabola's vertex is {self.measured:.3g} (predicted / measured "
+                f"{self.predicted / self.measured:.2f}, 95% interval [{self.lo:.2f}, {self.hi:.2f}]): "
+                + ("inside" if self.inside else "**missed**") + ".")
+
+
+def _vertex_draws(u: np.ndarray, y: np.ndarray, resamples: int, rng) -> np.ndarray:
+    """ln N* of one budget's parabola over resamples of its runs (draws without a vertex inside dropped)."""
+    out = []
+    for _ in range(resamples):
+        idx = rng.integers(0, u.size, u.size)
+        if len(set(u[idx].round(9).tolist())) < 3:
+            continue
+        _, v, inside = _parabola(u[idx], y[idx])
+        if inside:
+            out.append(v)
+    return np.array(out)
+
+
+def isoflop_backtest(budgets, params, errors, resamples: int = 1000, seed: int = 0) -> IsoFLOPBacktest:
+    """Refit ``isoflop`` without the runs of the largest budget whose vertex is inside its sizes and
+    predict that vertex: needs three such budgets (the line through the other two or more)."""
+    c, n, y = (np.asarray(v, dtype=float) for v in (budgets, params, errors))
+    full = isoflop(c, n, y, resamples=0)
+    usable = [b for b in full.budgets if b.inside]
+    if len(usable) < 3:
+        held = usable[-1] if usable else None
+        return IsoFLOPBacktest(held.flops if held else math.nan, held.n_star if held else math.nan,
+                               refused=f"{len(usable)} budget(s) with a vertex inside; the backtest needs 3")
+    held = max(usable, key=lambda b: b.flops)
+    keep = c != held.flops
+    fit = isoflop(c[keep], n[keep], y[keep], resamples=resamples, seed=seed)
+    out = IsoFLOPBacktest(held.flops, held.n_star, predicted=float(fit.predict(held.flops)))
+    m = c == held.flops
+    vertex = _vertex_draws(np.log(n[m]), y[m], resamples, np.random.default_rng(seed + 1))
+    if len(fit.draws) and len(vertex):
+        pred = fit.draws[:, 0] + fit.draws[:, 1] * math.log(held.flops)  # ln N* per line draw
+        k = min(len(pred), len(vertex))
+        ratio = np.exp(pred[:k] - vertex[:k])  # paired at random: the two bootstraps are independent
+        out.lo, out.hi = (float(v) for v in np.percentile(ratio, [2.5, 97.5]))
+    else:
+        out.refused = "no bootstrap draw kept a vertex inside its sizes"
+    return out
+
+
 def fang(fit: PowerLawFit) -> dict:
     """A ``power_floor`` fit of a loss as Fang et al. write it: L(N) = (A/N)^alpha + delta."""
     alpha, a_prime = fit.params["alpha"], fit.params["A"]
