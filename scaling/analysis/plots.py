@@ -35,6 +35,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from scaling.analysis.fit import PowerLawFit  # noqa: E402
@@ -43,6 +44,7 @@ from scaling.io import write_atomic  # noqa: E402
 
 X_LABELS = {"params": "non-embedding parameters", "flops": "training FLOPs"}
 _MARKERS = "osD^vP*X"
+_LINESTYLES = ["-", "--", ":", "-."]
 MAX_TICKS = 8
 """At most this many candidate ticks (rungs, budgets) are labelled; more get decades."""
 TICK_FONTSIZE = 7
@@ -392,14 +394,17 @@ def isoflop_plot(fits: dict, runs: dict, path: Path, measure_label: str = "1 - n
         return None
     fig = Figure(figsize=(11, 4.2))
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    # left: a budget's colour is the same in every series, a series' line style and marker its own
+    all_budgets = sorted({b.flops for f in fits.values() for b in f.budgets})
+    shade = {flops: colormaps["viridis"](0.85 * k / max(len(all_budgets) - 1, 1)) for k, flops in enumerate(all_budgets)}
     for i, (name, fit) in enumerate(sorted(fits.items())):
         c, n, y = (np.asarray(v, dtype=float) for v in runs[name])
-        for j, b in enumerate(fit.budgets):
-            style = {"color": f"C{(2 * i + j) % 10}"}
+        for b in fit.budgets:
+            style = {"color": shade[b.flops]}
             m = c == b.flops
             left.scatter(n[m], y[m], s=12, alpha=0.5, marker=_MARKERS[i % len(_MARKERS)], **style)
             u = np.linspace(math.log(min(b.sizes)), math.log(max(b.sizes)), 60)
-            left.plot(np.exp(u), np.polyval(b.coeffs, u), linewidth=1,
+            left.plot(np.exp(u), np.polyval(b.coeffs, u), linewidth=1, linestyle=_LINESTYLES[i % len(_LINESTYLES)],
                       label=f"{name} @ {b.flops:.2g}", **style)
             if b.n_star is not None and b.inside:
                 left.scatter([b.n_star], [np.polyval(b.coeffs, math.log(b.n_star))], marker="*", s=90,
