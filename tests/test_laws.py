@@ -1,6 +1,7 @@
 """Backtests, the IsoFLOP compute-optimal size and Fang's form (scaling/analysis/laws.py),
 checked on data drawn from known laws."""
 
+import json
 import math
 
 import numpy as np
@@ -102,6 +103,7 @@ def test_isoflop_backtest_predicts_the_largest_budgets_vertex_and_flags_a_moved_
     assert moved.measured == pytest.approx(4 * law()(1e14), rel=1e-6)
     two = laws.isoflop_backtest(*synthetic(budgets=(1e12, 1e13)))
     assert two.refused and "needs 3" in two.refused and not two.inside and "refused" in two.line()
+    assert json.loads(json.dumps(two.as_dict(), allow_nan=False))["lo"] is None  # NaN: null in fits.json
 
 
 def test_fang_form_is_power_floor_rewritten():

@@ -283,10 +283,11 @@ class IsoFLOPBacktest:
 
     @property
     def inside(self) -> bool:
-        return self.refused is None and self.lo <= 1.0 <= self.hi
+        return self.refused is None and bool(self.lo - 1e-12 <= 1.0 <= self.hi + 1e-12)
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "inside": self.inside}
+        out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+        return {**out, "inside": self.inside}
 
     def line(self) -> str:
         if self.refused:
