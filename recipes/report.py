@@ -85,7 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the marks (default: 0.05)")
     parser.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
                         help="also test each point against the point that differs from it only in KEY "
-                             "(paradigm, loss, size, budget, teacher) set to VALUE, e.g. --versus loss=cl; repeatable")
+                             "(paradigm, loss, size, budget, teacher, or another grid axis of the points such as "
+                             "instruction or tasks) set to VALUE, e.g. --versus loss=cl; repeatable")
     parser.add_argument("--strict", action="store_true",
                         help="stop at the first unusable result.json instead of skipping it")
     args = parser.parse_args(argv)
@@ -94,9 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0 < args.alpha < 1:
         parser.error("--alpha must be in (0, 1)")
     for v in args.versus:
-        key = v.split("=", 1)[0]
-        if "=" not in v or key not in marks.AXES:
-            parser.error(f"--versus {v}: expected KEY=VALUE with KEY one of {', '.join(marks.AXES)}")
+        if "=" not in v or not v.split("=", 1)[0] or not v.split("=", 1)[1]:
+            parser.error(f"--versus {v}: expected KEY=VALUE with KEY one of {', '.join(marks.AXES)} or a grid "
+                         "axis of the points (e.g. instruction)")
     return args
 
 

@@ -63,8 +63,24 @@ def test_points_are_tested_on_their_per_query_means_over_seeds_and_matched_by_ev
     assert c.diff > 0.15 and c.mark == "*†"
     rows = table.versus_table(pairs, SPLIT, "nDCG@10", "loss")
     assert "3 of 3" in rows and "(cl)" in rows
-    with pytest.raises(ValueError, match="not one of"):
-        marks.versus(points, SPLIT, "colour", "red")
+    assert marks.versus(points, SPLIT, "colour", "red") == []  # an axis no point has: nothing to pair
+
+
+def test_versus_a_grid_axis_of_the_variant_pairs_points_equal_in_every_other_setting():
+    def variant_run(variant: str, seed: int, shift: float) -> records.Run:
+        r = run("cl", "l1", 0, values(shift, seed))
+        r.variant = variant
+        return r
+    runs = [variant_run("instruction=none tasks=a", 1, 0.0), variant_run("instruction=seen tasks=a", 2, 0.3),
+            variant_run("instruction=paraphrase tasks=a", 3, 0.0),
+            variant_run("instruction=seen tasks=b", 4, 0.3)]  # tasks=b has no instruction=none: no pair
+    pairs = marks.versus(records.average(runs), SPLIT, "instruction", "none")
+    assert sorted(marks.setting(p, "instruction") for p, _, _ in pairs) == ["paraphrase", "seen"]
+    assert all(marks.setting(a, "instruction") == "none" and marks.setting(a, "tasks") == "a" for _, a, _ in pairs)
+    seen = next(c for p, _, c in pairs if marks.setting(p, "instruction") == "seen")
+    assert seen.diff > 0.2 and seen.mark == "*†"
+    text = table.versus_table(pairs, SPLIT, "nDCG@10", "instruction")
+    assert "| instruction |" in text.splitlines()[0] and "(none)" in text and "| seen |" in text
 
 
 def test_pairs_with_their_own_baselines_share_one_holm_family():

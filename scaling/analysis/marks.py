@@ -72,7 +72,17 @@ def point_marks(points: list[Point], split: str, reference_pq: dict, baseline: s
 
 
 AXES = ("paradigm", "loss", "size", "budget", "teacher")
-"""The settings a ``versus`` comparison may vary (a point's fields)."""
+"""A point's own fields a ``versus`` comparison may vary; any other grid axis (``instruction``,
+``tasks``, ...) is read from the point's ``variant``."""
+
+
+def _variant(p: Point) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in p.variant.split() if "=" in part)
+
+
+def setting(p: Point, key: str) -> str | None:
+    """The point's value of ``key``: one of ``AXES``, or a grid axis named in its variant (None: unset)."""
+    return str(getattr(p, key)) if key in AXES else _variant(p).get(key)
 
 
 def versus(points: list[Point], split: str, key: str, value: str, measure: str = "nDCG@10",
@@ -80,16 +90,14 @@ def versus(points: list[Point], split: str, key: str, value: str, measure: str =
     """Each point whose ``key`` is not ``value`` against the point equal to it but for ``key`` =
     ``value``, on ``measure``'s per-query values; Holm over all of them. Points without a
     counterpart or per-query values are left out."""
-    if key not in AXES:
-        raise ValueError(f"--versus {key}={value}: {key} is not one of {', '.join(AXES)}")
-
     ignored = {key, "teacher"} if key == "loss" else {key}  # a loss that distils brings a teacher, cl none
 
     def rest(p: Point) -> tuple:
-        return tuple(getattr(p, a) for a in AXES if a not in ignored) + (p.fraction,)
-    held = [p for p in points if measure in p.per_query.get(split, {})]
-    anchors = {rest(p): p for p in held if str(getattr(p, key)) == value}
-    pairs = [(p, anchors[rest(p)]) for p in held if str(getattr(p, key)) != value and rest(p) in anchors]
+        others = tuple(sorted((k, v) for k, v in _variant(p).items() if k != key))
+        return tuple(getattr(p, a) for a in AXES if a not in ignored) + (p.fraction, others)
+    held = [p for p in points if measure in p.per_query.get(split, {}) and setting(p, key) is not None]
+    anchors = {rest(p): p for p in held if setting(p, key) == value}
+    pairs = [(p, anchors[rest(p)]) for p in held if setting(p, key) != value and rest(p) in anchors]
     pairs = [(p, a) for p, a in pairs if set(p.per_query[split][measure]) == set(a.per_query[split][measure])]
     if not pairs:
         return []
