@@ -95,7 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0 < args.alpha < 1:
         parser.error("--alpha must be in (0, 1)")
     for v in args.versus:
-        if "=" not in v or not v.split("=", 1)[0] or not v.split("=", 1)[1]:
+        key, _, value = v.partition("=")
+        if not key or not value:
             parser.error(f"--versus {v}: expected KEY=VALUE with KEY one of {', '.join(marks.AXES)} or a grid "
                          "axis of the points (e.g. instruction)")
     return args

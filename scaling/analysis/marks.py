@@ -18,7 +18,7 @@ Nothing here writes to disk.
 from __future__ import annotations
 
 from scaling.analysis import significance
-from scaling.analysis.records import Point
+from scaling.analysis.records import Point, variant_axes
 from scaling.evaluation.metrics import PER_QUERY
 
 
@@ -76,13 +76,9 @@ AXES = ("paradigm", "loss", "size", "budget", "teacher")
 ``tasks``, ...) is read from the point's ``variant``."""
 
 
-def _variant(p: Point) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in p.variant.split() if "=" in part)
-
-
 def setting(p: Point, key: str) -> str | None:
     """The point's value of ``key``: one of ``AXES``, or a grid axis named in its variant (None: unset)."""
-    return str(getattr(p, key)) if key in AXES else _variant(p).get(key)
+    return str(getattr(p, key)) if key in AXES else variant_axes(p.variant).get(key)
 
 
 def versus(points: list[Point], split: str, key: str, value: str, measure: str = "nDCG@10",
@@ -93,7 +89,7 @@ def versus(points: list[Point], split: str, key: str, value: str, measure: str =
     ignored = {key, "teacher"} if key == "loss" else {key}  # a loss that distils brings a teacher, cl none
 
     def rest(p: Point) -> tuple:
-        others = tuple(sorted((k, v) for k, v in _variant(p).items() if k != key))
+        others = tuple(sorted((k, v) for k, v in variant_axes(p.variant).items() if k != key))
         return tuple(getattr(p, a) for a in AXES if a not in ignored) + (p.fraction, others)
     held = [p for p in points if measure in p.per_query.get(split, {}) and setting(p, key) is not None]
     anchors = {rest(p): p for p in held if setting(p, key) == value}

@@ -39,7 +39,7 @@ from matplotlib import colormaps  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from scaling.analysis.fit import PowerLawFit  # noqa: E402
-from scaling.analysis.records import Point, Run  # noqa: E402
+from scaling.analysis.records import Point, Run, variant_axes  # noqa: E402
 from scaling.io import write_atomic  # noqa: E402
 
 X_LABELS = {"params": "non-embedding parameters", "flops": "training FLOPs"}
@@ -307,10 +307,10 @@ def fraction_plot(points: list[Point], split: str, measure: str, path: Path) -> 
 
 def numeric_variant(point: Point) -> tuple[str, float] | None:
     """(axis, value) when the point's variant is one axis with a number (``eval.doc_len=1024``)."""
-    parts = point.variant.split()
-    if len(parts) != 1 or "=" not in parts[0]:
+    axes = variant_axes(point.variant)
+    if len(axes) != 1:
         return None
-    axis, value = parts[0].split("=", 1)
+    ((axis, value),) = axes.items()
     try:
         return axis, float(value)
     except ValueError:

@@ -170,6 +170,11 @@ def variant(point: dict | None) -> str:
                     if k not in NAMED_AXES and not k.startswith("budget."))
 
 
+def variant_axes(label: str) -> dict[str, str]:
+    """``variant``'s label back to {axis: value} (``"instruction=seen tasks=both"``)."""
+    return dict(part.split("=", 1) for part in label.split() if "=" in part)
+
+
 def _per_query(value) -> dict[str, dict[str, dict[str, float]]]:
     """{split: {measure: {qid: value}}} from a metrics mapping whose splits hold ``per_query``."""
     out = {}
