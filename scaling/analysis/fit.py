@@ -309,7 +309,7 @@ def fit_power_law(x, error, form: str = "power", series: str = "series", resampl
     r2 = 1.0 - float(np.sum((ly - fitted) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
     if floor and theta[2] <= bounds[0][2] + 1e-6:
         notes.append("the floor E sits at its lower bound (~0): these points show no floor")
-    if not bounds[0][1] + 1e-3 < theta[1] < bounds[1][1] - 1e-3:
+    if floor and not bounds[0][1] + 1e-3 < theta[1] < bounds[1][1] - 1e-3:  # only the floor form bounds alpha
         notes.append(f"alpha sits at its bound ({theta[1]:.0f}): these points do not follow the form, "
                      "the fit is not a law")
 

@@ -61,8 +61,12 @@ class Backtest:
         return self.refused is None and bool(self.lo - slack <= self.measured <= self.hi + slack)
 
     def as_dict(self) -> dict:
-        out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
-        return {**out, "inside": self.inside}
+        return {**_json_ready(self.__dict__), "inside": self.inside}
+
+
+def _json_ready(fields: dict) -> dict:
+    """NaN (no interval, refused) as None: fits.json stays strict JSON."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in fields.items()}
 
 
 def backtest(x, y, form: str = "power", series: str = "series", resamples: int = 1000, seed: int = 0) -> Backtest:
@@ -208,6 +212,16 @@ def _parabola(u: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float | None, b
     return coeffs, v, bool(u.min() <= v <= u.max())
 
 
+def _resampled_vertex(u: np.ndarray, y: np.ndarray, rng) -> float | None:
+    """ln N* of one budget's parabola through a resample of its runs (with replacement); None when
+    the resample has fewer than three sizes or its vertex is not a minimum inside them."""
+    idx = rng.integers(0, u.size, u.size)
+    if len(set(u[idx].round(9).tolist())) < 3:
+        return None
+    _, v, inside = _parabola(u[idx], y[idx])
+    return v if inside else None
+
+
 def _line(c: np.ndarray, v: np.ndarray) -> tuple[float, float]:
     """(log k, a) of ln N* = ln k + a ln C by least squares."""
     a, logk = np.polyfit(np.log(c), v, 1)
@@ -247,11 +261,8 @@ def isoflop(budgets, params, errors, resamples: int = 1000, seed: int = 0) -> Is
     for _ in range(resamples):
         vs = []
         for (flops, u, yy, _n), _b in usable:
-            idx = rng.integers(0, u.size, u.size)
-            if len(set(u[idx].round(9).tolist())) < 3:
-                break
-            _, v, inside = _parabola(u[idx], yy[idx])
-            if not inside:
+            v = _resampled_vertex(u, yy, rng)
+            if v is None:
                 break
             vs.append(v)
         if len(vs) < len(usable):
@@ -286,8 +297,7 @@ class IsoFLOPBacktest:
         return self.refused is None and bool(self.lo - 1e-12 <= 1.0 <= self.hi + 1e-12)
 
     def as_dict(self) -> dict:
-        out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
-        return {**out, "inside": self.inside}
+        return {**_json_ready(self.__dict__), "inside": self.inside}
 
     def line(self) -> str:
         if self.refused:
@@ -298,19 +308,6 @@ class IsoFLOPBacktest:
                 + ("inside" if self.inside else "**missed**") + ".")
 
 
-def _vertex_draws(u: np.ndarray, y: np.ndarray, resamples: int, rng) -> np.ndarray:
-    """ln N* of one budget's parabola over resamples of its runs (draws without a vertex inside dropped)."""
-    out = []
-    for _ in range(resamples):
-        idx = rng.integers(0, u.size, u.size)
-        if len(set(u[idx].round(9).tolist())) < 3:
-            continue
-        _, v, inside = _parabola(u[idx], y[idx])
-        if inside:
-            out.append(v)
-    return np.array(out)
-
-
 def isoflop_backtest(budgets, params, errors, resamples: int = 1000, seed: int = 0) -> IsoFLOPBacktest:
     """Refit ``isoflop`` without the runs of the largest budget whose vertex is inside its sizes and
     predict that vertex: needs three such budgets (the line through the other two or more)."""
@@ -318,15 +315,16 @@ def isoflop_backtest(budgets, params, errors, resamples: int = 1000, seed: int =
     full = isoflop(c, n, y, resamples=0)
     usable = [b for b in full.budgets if b.inside]
     if len(usable) < 3:
-        held = usable[-1] if usable else None
-        return IsoFLOPBacktest(held.flops if held else math.nan, held.n_star if held else math.nan,
+        return IsoFLOPBacktest(math.nan, math.nan,
                                refused=f"{len(usable)} budget(s) with a vertex inside; the backtest needs 3")
     held = max(usable, key=lambda b: b.flops)
     keep = c != held.flops
     fit = isoflop(c[keep], n[keep], y[keep], resamples=resamples, seed=seed)
     out = IsoFLOPBacktest(held.flops, held.n_star, predicted=float(fit.predict(held.flops)))
     m = c == held.flops
-    vertex = _vertex_draws(np.log(n[m]), y[m], resamples, np.random.default_rng(seed + 1))
+    rng = np.random.default_rng(seed + 1)
+    vertex = np.array([v for v in (_resampled_vertex(np.log(n[m]), y[m], rng) for _ in range(resamples))
+                       if v is not None])
     if len(fit.draws) and len(vertex):
         pred = fit.draws[:, 0] + fit.draws[:, 1] * math.log(held.flops)  # ln N* per line draw
         k = min(len(pred), len(vertex))
