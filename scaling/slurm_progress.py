@@ -49,6 +49,18 @@ def queued(tasks: list[str]) -> dict[str, str]:
     return dict(line.split(None, 1) for line in out.stdout.splitlines() if line.strip())
 
 
+def launched(axes: dict[str, list], overrides: list[str]) -> dict[str, list]:
+    """The grid's axes as this command line launches them: an axis it sets (``budget.steps=450``,
+    ``size=l1,l2``) takes its values, so the grid line counts the points the tasks run, a value
+    the grid does not list included (scaling.grid.expand_argv keeps such a value)."""
+    out = dict(axes)
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key.lstrip("+~") in out:
+            out[key.lstrip("+~")] = value.split(",")
+    return out
+
+
 def describe(tasks: list[str], states: dict[str, str], grid_line: str = "") -> str:
     running = sum(states.get(t) in ("RUNNING", "COMPLETING") for t in tasks)
     pending = sum(t in states for t in tasks) - running
@@ -80,7 +92,9 @@ class SlurmProgress(Callback):
         folder = Path(str(config.hydra.sweep.dir)) / ".submitit"
         grid = None
         if OmegaConf.select(config, "grid.name"):
-            grid = (str(config.grid.root), str(config.grid.name), OmegaConf.to_container(config.grid.axes, resolve=True))
+            axes = launched(OmegaConf.to_container(config.grid.axes, resolve=True),
+                            list(OmegaConf.select(config, "hydra.overrides.task") or []))
+            grid = (str(config.grid.root), str(config.grid.name), axes)
         self._thread = threading.Thread(target=self._watch, args=(folder, grid), name="slurm-progress", daemon=True)
         self._thread.start()
 

@@ -378,3 +378,20 @@ def test_an_experiment_inherits_the_axes_of_the_experiment_it_extends(tmp_path):
                                                        "teacher": ["bm25", "minilm"]}
     assert grid.expand_argv(["run.py", "-m", "experiment=child"], tmp_path)[3:] == [
         "paradigm=dense,sparse", "loss=kd", "teacher=bm25,minilm"]
+
+
+def test_the_slurm_progress_counts_the_points_the_command_line_launches(tmp_path):
+    """A task launched for one point, with a value the grid does not list (``budget.steps=999``),
+    is that point in the launcher's progress line, not a grid of four it is no part of."""
+    from scaling.slurm_progress import launched
+    axes = grid.experiment_axes("smoke")
+    argv = grid.expand_argv(["-m", "experiment=smoke", "grid.index=1", "budget.steps=999"])
+    got = launched(axes, [a for a in argv if "=" in a])
+    assert got == {"paradigm": ["dense"], "size": ["tiny"], "budget.steps": ["999"]}
+    assert launched(axes, ["experiment=smoke", "size=tiny,l1"])["size"] == ["tiny", "l1"]
+    assert launched(axes, ["experiment=smoke"]) == axes  # a whole grid is counted whole
+    folder = grid.run_dir(str(tmp_path), "smoke", grid.points(got)[0])
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text("{}")
+    assert grid.status(str(tmp_path), "smoke", got)["done"] == ["dense-tiny-steps999"]
+    assert grid.status(str(tmp_path), "smoke", axes)["done"] == []

@@ -36,8 +36,8 @@ from scaling import grid
 
 SLURM = ROOT / "recipes" / "slurm"
 LONG_STEPS = 450
-"""The smoke grid's long points (recipes/conf/experiment/smoke.yaml): ~45 s of training here at 2
-steps an epoch; the submitit task is warned at any point of its life, so their length suffices."""
+"""The smoke grid's long point (recipes/conf/experiment/smoke.yaml), 2 steps an epoch: the fewest
+steps a preempted point trains (``long_steps`` gives more on a fast machine)."""
 
 
 def sh(*cmd, check=True, **kw) -> subprocess.CompletedProcess:
@@ -106,8 +106,11 @@ def release(jid: str, minutes: int = 15) -> None:
     The old attempt's batch script exits a while after the job turns PENDING (seconds on a loaded
     machine); a job started before that is charged the old exit status and ends FAILED at once, so this
     waits until the old attempt's step daemon (``slurmstepd: [<job id>.batch]``, on this one node) is gone."""
-    wait_for(f"{jid} back in the queue", lambda: state(jid) == "PENDING" and int(job(jid).get("Restarts", 0)) > 0,
-             120)
+    try:
+        wait_for(f"{jid} back in the queue", lambda: state(jid) == "PENDING" and int(job(jid).get("Restarts", 0)) > 0,
+                 120)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{jid} is {job(jid)}") from None
     raw = job(jid)["JobId"]  # an array task's own job id, which its step daemons are named by
     wait_for(f"{jid}'s old attempt to exit", lambda: not sh("pgrep", "-f", rf"slurmstepd: \[{raw}\.", check=False).stdout,
              120)
@@ -163,12 +166,21 @@ def training_steps(args: list[str], root: Path, seconds: float) -> int:
     return max(450, int(seconds * 40 / took) // 10 * 10)
 
 
-def test_grid_array_requeue_in_a_later_epoch_and_kill_end_with_the_unbroken_weights(cluster, grid_args):
+@pytest.fixture(scope="module")
+def long_steps(cluster, grid_args) -> int:
+    """Steps of a point that trains for 45 s on one CPU here: a time-limit warning comes up to 30 s
+    after the limit is cut, on a warm cache (the module's earlier tests) right as training starts,
+    and must land in training, not after it."""
+    work, args = grid_args
+    return training_steps(args, work / "calibration", 45)
+
+
+def test_grid_array_requeue_in_a_later_epoch_and_kill_end_with_the_unbroken_weights(cluster, grid_args, long_steps):
     work, args = grid_args
     opts = ["--cpus-per-task=1", "--mem=2G", "--time=15", "--signal=USR1@119"]
     out = work / "logs"
     out.mkdir()
-    steps = training_steps(args, work / "calibration", 45)
+    steps = long_steps
     long = [f"budget.steps={steps}"]
     point = f"dense-tiny-steps{steps}"
     env = {"EXPERIMENT": "smoke"}
@@ -232,14 +244,14 @@ def test_grid_array_requeue_in_a_later_epoch_and_kill_end_with_the_unbroken_weig
     assert "dense-tiny-steps40" in grid.status(str(work / "g"), "smoke", grid.experiment_axes("smoke"))["done"]
 
 
-def test_submitit_launcher_times_out_requeues_and_collects_the_resumed_result(cluster, grid_args):
+def test_submitit_launcher_times_out_requeues_and_collects_the_resumed_result(cluster, grid_args, long_steps):
     """hydra/launcher=slurm as a researcher runs it: the task's limit is cut so Slurm warns it
     (SIGUSR2, submitit's); submitit requeues it, the requeued task resumes and finishes, and the
     launcher, printing the tasks' progress meanwhile, collects the result and exits 0."""
     work, args = grid_args
     sweep, name = work / "sweep", SUBMITIT_NAME
     cmd = [sys.executable, ROOT / "recipes" / "run.py", "-m", "hydra/launcher=slurm", "experiment=smoke",
-           "grid.index=1", f"grid.root={work / 's'}", *args, f"hydra.sweep.dir={sweep}", f"hydra.launcher.name={name}",
+           "grid.index=1", f"grid.root={work / 's'}", *args, f"budget.steps={long_steps}", f"hydra.sweep.dir={sweep}", f"hydra.launcher.name={name}",
            "hydra.launcher.timeout_min=15", "hydra.launcher.signal_delay_s=119", "hydra.launcher.cpus_per_task=1",
            "hydra.launcher.mem_gb=2", "hydra.launcher.max_num_timeout=2"]
     launcher = subprocess.Popen([str(c) for c in cmd], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -250,6 +262,11 @@ def test_submitit_launcher_times_out_requeues_and_collects_the_resumed_result(cl
                 raise AssertionError(f"the launcher ended ({launcher.returncode}): {launcher.stdout.read()[-3000:]}")
             return sh("squeue", "-h", "-n", name, "-t", "R", "-o", "%i").stdout.strip()
         jid = wait_for("the launcher's array task to run", running, 180)
+        # submitit binds SIGUSR2 only once it has unpickled the task (imports of a minute on a loaded
+        # machine); a warning before that kills the process, so the limit is cut once the task is in
+        # the run, whose grid marker is written after the binding
+        marker = work / "s" / "smoke" / f"dense-tiny-steps{long_steps}" / grid.RUNNING
+        wait_for(f"{jid} to enter the run ({marker})", marker.exists, 180)
         sh("scontrol", "update", f"JobId={jid}", "TimeLimit=2")  # warned at Slurm's next time-limit check
         release(jid)
         out, _ = launcher.communicate(timeout=300)
@@ -261,13 +278,13 @@ def test_submitit_launcher_times_out_requeues_and_collects_the_resumed_result(cl
     info = job(jid)
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
     progress = [line for line in out.splitlines() if line.startswith("[slurm] ")]
-    assert any("1 tasks (job " in line and "1 running" in line and "smoke: 0 of 4 done, 1 running" in line
+    assert any("1 tasks (job " in line and "1 running" in line and "smoke: 0 of 1 done, 1 running" in line
                for line in progress), out[-3000:]
     assert progress[-1] == "[slurm] every task has returned", progress
     task_log = "".join(p.read_text() for p in sweep.glob(".submitit/*/*_log.*"))
     assert "SIGUSR2" in task_log and "requeue" in task_log.lower(), task_log[-3000:]
-    result = json.loads((work / "s" / "smoke" / f"dense-tiny-steps{LONG_STEPS}" / "result.json").read_text())
-    assert result["budget"]["realised"]["steps"] == LONG_STEPS
+    result = json.loads((work / "s" / "smoke" / f"dense-tiny-steps{long_steps}" / "result.json").read_text())
+    assert result["budget"]["realised"]["steps"] == long_steps
 
 
 def test_encode_and_teacher_arrays_shard_by_task_and_the_last_task_finishes(cluster, grid_args, tiny_overrides,
