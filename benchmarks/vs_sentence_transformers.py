@@ -56,8 +56,14 @@ at step 1 and stay together up to float summation order (the figure shows both).
     python benchmarks/vs_sentence_transformers.py --out bench-vs-st      # real sizes (see README)
     python benchmarks/vs_sentence_transformers.py --toy --out /tmp/vs    # seconds, for the tests
 
+Quality is compared query by query too: a paired t-test and a paired randomization test of the
+two models' per-query nDCG@10 (from the written run files, Holm over the pairs). They ask whether
+the two trained models differ on these queries; two runs of one recipe with different dropout
+masks can (``--no-dropout`` removes that source).
+
 Writes ``--out``/vs_sentence_transformers.json (the table, ratios, settings, check, curves, run
-files) and ``--out``/loss_curves.png. Needs ``pip install -e .[bench]`` (sentence-transformers);
+files, the paired tests) and ``--out``/loss_curves.png; ``--report JSON`` prints a finished run's
+tables again. Needs ``pip install -e .[bench]`` (sentence-transformers);
 nothing else in the project imports it.
 """
 
@@ -812,8 +818,14 @@ def main() -> None:
     ap.add_argument("--toy-docs", type=int, default=150, help=argparse.SUPPRESS)
     ap.add_argument("--set", nargs="*", default=[],
                     help="more Hydra overrides of the toolkit's configuration, read by both sides (e.g. trainer=gpu)")
+    ap.add_argument("--report", type=Path, metavar="JSON",
+                    help="print the tables of a finished run's vs_sentence_transformers.json again (the paired "
+                         "tests recomputed from its run files); trains nothing")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.report:
+        reprint(a.report)
+        return
     toy = {"steps": 3, "rounds": 1, "queries": 4, "negatives": 1, "query_len": 16, "doc_len": 32, "chunk": 2}
     real = {"steps": 100, "rounds": 2, "queries": 8, "negatives": 3, "query_len": 32, "doc_len": 96, "chunk": 4}
     for key, value in (toy if a.toy else real).items():
@@ -858,7 +870,6 @@ def main() -> None:
                                "theirs": theirs["dropout"], "same": ours["dropout"] == theirs["dropout"]})
     curves = {pair: {fw: next(r["losses"] for r in results if r["pair"] == pair and r["framework"] == fw
                               and r["evaluate"]) for fw in FRAMEWORKS} for pair in pairs}
-    report(a, pairs, rows, ratios, check, settings)
     from scaling.analysis.plots import loss_panels_plot
     panels = {f"{pair}\n{OURS[pair]} | {THEIRS[pair]}": {"this toolkit": curves[pair]["ours"],
                                                          "sentence-transformers": curves[pair]["theirs"]} for pair in pairs}
@@ -866,11 +877,13 @@ def main() -> None:
                               f"Training loss, the same groups in both ({a.steps} steps)")
     eval_dir = out / "eval"
     name = write_qrels(eval_dir / "qrels_test.tsv", a, pairs, ctx)
+    runs = {pair: {fw: str(out / pair / fw / "runs" / f"{name}_test.trec") for fw in FRAMEWORKS} for pair in pairs}
+    tests = significance(eval_dir / "qrels_test.tsv", runs, pairs)
+    report(a, pairs, rows, ratios, check, settings, tests)
     record = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
               "rows": rows, "ratios": ratios, "check": check, "settings": settings, "differences": DIFFERENCES,
               "curves": curves, "figure": str(figure) if figure else None, "qrels": str(eval_dir / "qrels_test.tsv"),
-              "runs": {pair: {fw: str(out / pair / fw / "runs" / f"{name}_test.trec") for fw in FRAMEWORKS}
-                       for pair in pairs},
+              "runs": runs, "significance": tests,
               "groups": ctx["groups"], "teacher_scores": ctx.get("teacher"), "seconds": time.time() - t0,
               "versions": versions()}
     write_json_atomic(out / "vs_sentence_transformers.json", record)
@@ -888,14 +901,40 @@ def write_qrels(path: Path, a, pairs, ctx) -> str:
     return data.name
 
 
+def significance(qrels_path: Path, runs: dict, pairs: list[str]) -> dict:
+    """{pair: ours against theirs on per-query nDCG@10 of the written run files}: a paired t-test
+    and a paired randomization test, Holm over the pairs (scaling.analysis.significance), so a
+    quality difference is called beyond the test queries' noise or not."""
+    from scaling.analysis.significance import compare_pairs
+    from scaling.data.msmarco import read_trec_qrels
+    from scaling.evaluation.metrics import score_queries
+    from scaling.index.lucene import read_trec_run
+    qrels = read_trec_qrels(Path(qrels_path))
+    per_query = {pair: {fw: score_queries(read_trec_run(Path(runs[pair][fw])), qrels, ["nDCG@10"])[1]["nDCG@10"]
+                        for fw in FRAMEWORKS} for pair in pairs}
+    found = compare_pairs({pair: ("sentence-transformers", per_query[pair]["theirs"], per_query[pair]["ours"])
+                           for pair in pairs})
+    return {c.system: c.as_dict() for c in found}
+
+
+def reprint(path: Path) -> None:
+    """``--report``: the tables of a finished run, from its JSON and run files."""
+    from types import SimpleNamespace
+    record = json.loads(Path(path).read_text())
+    pairs = list(record["ratios"])
+    tests = significance(Path(record["qrels"]), record["runs"], pairs)
+    report(SimpleNamespace(**record["args"]), pairs, record["rows"], record["ratios"], record["check"],
+           record["settings"], tests, record["versions"])
+
+
 def versions() -> dict:
     from importlib.metadata import version
     return {p: version(p) for p in ("sentence-transformers", "transformers", "torch", "lightning", "datasets")}
 
 
-def report(a, pairs, rows, ratios, check, settings) -> None:
-    dev = rows[0]["device"]
-    print(f"\nsentence-transformers {versions()['sentence-transformers']} vs this toolkit, {dev}: "
+def report(a, pairs, rows, ratios, check, settings, tests, used: dict | None = None) -> None:
+    dev, used = rows[0]["device"], used or versions()
+    print(f"\nsentence-transformers {used['sentence-transformers']} vs this toolkit, {dev}: "
           f"{a.queries} queries x (1 + {a.negatives}) docs, {a.query_len}/{a.doc_len} tokens, {a.steps} steps "
           f"(+{a.rounds - 1} timing rounds of {a.timing_steps}); median step over every round's steps"
           + ("\n--toy: each framework's jobs share one process, so a later job's memory includes what earlier "
@@ -928,7 +967,13 @@ def report(a, pairs, rows, ratios, check, settings) -> None:
                 [("pair", "pair", ""), ("step time ours/theirs", "step_time_ours_over_theirs", ".3f"),
                  ("peak MB ours/theirs", "peak_MB_ours_over_theirs", ".3f"),
                  ("nDCG@10 ours-theirs", "ndcg10_ours_minus_theirs", "+.4f"),
+                 ("", lambda r: tests[r["pair"]]["mark"] or "-", ""),
+                 ("t p (Holm)", lambda r: tests[r["pair"]]["t_p_holm"], ".3f"),
+                 ("rand p (Holm)", lambda r: tests[r["pair"]]["rand_p_holm"], ".3f"),
                  ("R@1000 ours-theirs", "r1000_ours_minus_theirs", "+.4f")])
+    from scaling.analysis.significance import legend
+    print(legend("sentence-transformers' model of the same pair", alpha=next(iter(tests.values()))["alpha"]))
+    print(", ".join(f"{k} {v}" for k, v in used.items()))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,10 @@ class SparseHeadConfig(HeadConfig):
     """Sequence positions per LM-head block: at most one (batch, chunk, vocabulary) block of logits
     lives at a time, in training too (each block is recomputed in the backward), so the head's
     peak memory scales with it (benchmarks/sparse_head_memory.py)."""
+    recompute: bool = True
+    """Recompute each block of logits in the backward (memory bounded by one block). false keeps
+    every block for the backward: the (batch, length, vocabulary) logits held, no second forward
+    of the projection, faster where they fit (a small vocabulary model on a CPU)."""
     query_top_k: int | None = None
     """Keep the top-k query weights at encode time (null keeps all)."""
     doc_top_k: int | None = None

@@ -26,16 +26,23 @@ def test_chunked_equals_naive_and_is_nonnegative(chunk, scale_logits):
     assert out.shape == (3, 50) and (out >= 0).all() and (out > 0).any()
 
 
-def test_gradients_match_naive():
+@pytest.mark.parametrize("recompute", [True, False])
+def test_gradients_match_naive(recompute):
+    """Checkpointed blocks (recomputed in the backward) or kept ones: the naive head's gradients,
+    for the input and the projection; only the checkpointed head runs the projection again."""
     torch.manual_seed(1)
     lm_head = torch.nn.Linear(8, 20, bias=False)
+    calls = []
+    lm_head.register_forward_hook(lambda *_: calls.append(1))
     hidden = torch.randn(2, 9, 8, requires_grad=True)
     mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4])
-    SparseHead(lm_head, 8, 20, chunk=2)(hidden, mask).sum().backward()
-    g_chunked = hidden.grad.clone()
-    hidden.grad = None
+    SparseHead(lm_head, 8, 20, chunk=2, recompute=recompute)(hidden, mask).sum().backward()
+    assert len(calls) == 5 * (2 if recompute else 1)  # 5 blocks of 2 positions
+    g_chunked, w_chunked = hidden.grad.clone(), lm_head.weight.grad.clone()
+    hidden.grad = lm_head.weight.grad = None
     _naive(lm_head, hidden, mask, 8 ** -0.25).sum().backward()
     torch.testing.assert_close(g_chunked, hidden.grad)
+    torch.testing.assert_close(w_chunked, lm_head.weight.grad)
 
 
 def test_top_k_pruning_by_role_and_stats():
@@ -83,3 +90,11 @@ def test_a_head_without_a_kind_is_refused():
             @classmethod
             def from_config(cls, cfg, backbone):
                 return cls()
+
+
+def test_the_plan_counts_the_heads_recompute_only_when_it_runs():
+    from scaling.heads import head_recomputes
+    from scaling.parts import SparseHeadConfig
+    assert head_recomputes(SparseHeadConfig(lexical=False))
+    assert not head_recomputes(SparseHeadConfig(lexical=False, recompute=False))
+    assert not head_recomputes(SparseHeadConfig(lexical=True))  # (B, L, L) logits: nothing checkpointed

@@ -74,6 +74,39 @@ def test_ndcg_recomputed_with_ir_measures_on_the_written_runs(toy_run):
 
 
 @pytest.mark.slow
+def test_the_paired_tests_are_on_the_written_runs_and_reprinted_from_the_json(toy_run):
+    """Each pair's paired tests compare the two models' own per-query nDCG@10 (their means are the
+    rows'), Holm over the pairs; ``--report`` prints the same table again from the JSON alone."""
+    from scipy import stats
+    import ir_measures
+    record, stdout = toy_run
+    qrels = list(ir_measures.read_trec_qrels(record["qrels"]))
+    assert set(record["significance"]) == set(PAIRS)
+    for pair in PAIRS:
+        test = record["significance"][pair]
+        assert test["system_mean"] == pytest.approx(_row(record, pair, "ours")["nDCG@10"], abs=1e-9)
+        assert test["baseline_mean"] == pytest.approx(_row(record, pair, "theirs")["nDCG@10"], abs=1e-9)
+        per = {fw: {m.query_id: m.value for m in ir_measures.iter_calc(
+            [ir_measures.nDCG @ 10], qrels, list(ir_measures.read_trec_run(record["runs"][pair][fw])))}
+            for fw in ("ours", "theirs")}
+        qids = sorted(per["theirs"])
+        if any(per["ours"][q] != per["theirs"][q] for q in qids):  # scipy's p where the two differ at all
+            p = stats.ttest_rel([per["ours"][q] for q in qids], [per["theirs"][q] for q in qids]).pvalue
+            assert test["t_p"] == pytest.approx(p, abs=1e-9), pair
+        assert test["t_p_holm"] >= test["t_p"]
+    out = Path(record["qrels"]).parents[1] / "vs_sentence_transformers.json"
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_sentence_transformers.py"), "--report",
+                            str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-3000:]
+
+    def ratios(text: str) -> list[str]:  # the header, a row per pair, the marks' legend, the versions
+        lines = text.splitlines()
+        start = next(i for i, line in enumerate(lines) if "step time ours/theirs" in line)
+        return lines[start:start + len(PAIRS) + 3]
+    assert "t p (Holm)" in ratios(stdout)[0] and ratios(again.stdout) == ratios(stdout), again.stdout[-2000:]
+
+
+@pytest.mark.slow
 def test_first_step_losses_agree(toy_run):
     """Identical weights, first batch and scale: both frameworks' own loss code agree (dropout off),
     on the same tokens and the same trained parameters, and every shared setting is the same."""

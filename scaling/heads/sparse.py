@@ -8,7 +8,8 @@ over raw logits first (log1p(relu) is monotone, so the result is the same with o
 (B, chunk, V) block lives at a time. In training each block is computed under non-reentrant
 checkpoint, so its logits are not kept for the backward either (autograd would otherwise hold
 every block, the whole (B, L, V), for the max's gradient): the backward recomputes one block at
-a time, and the plan reports that forward as recompute. ``benchmarks/sparse_head_memory.py``
+a time, and the plan reports that forward as recompute. ``recompute=False`` trades that memory
+for the time: every block is kept and the projection runs once. ``benchmarks/sparse_head_memory.py``
 measures the peak. The output is a non-negative vector over the vocabulary,
 or over the folded vocabulary (``fold``: each folded term takes the max over its ids).
 
@@ -47,7 +48,7 @@ class SparseHead(Head):
     def __init__(self, lm_head: nn.Module, hidden_size: int, vocab_size: int,
                  scale_logits: bool = True, chunk: int = 32, query_top_k: int | None = None,
                  doc_top_k: int | None = None, skip_sink: bool = False, skip_prefix: bool = False,
-                 lexical: bool = False, tokenizer=None, fold_vocab: bool = False):
+                 lexical: bool = False, tokenizer=None, fold_vocab: bool = False, recompute: bool = True):
         super().__init__(skip_sink, skip_prefix)
         if lm_head is None:
             raise ValueError("the sparse head needs a backbone with an LM head (a decoder LLM or a masked LM)")
@@ -56,6 +57,7 @@ class SparseHead(Head):
         self.hidden_size, self.vocab_size = hidden_size, vocab_size
         self.scale = hidden_size ** -0.25 if scale_logits else 1.0
         self.chunk, self.top_k, self.lexical = chunk, {"query": query_top_k, "doc": doc_top_k}, lexical
+        self.recompute = recompute
         self.tokenizer, self.folded_names = tokenizer, None
         if fold_vocab:
             if tokenizer is None:
@@ -67,7 +69,7 @@ class SparseHead(Head):
     def from_config(cls, cfg, backbone):
         return cls(backbone.lm_head, backbone.hidden_size, backbone.vocab_size, cfg.scale_logits,
                    cfg.chunk, cfg.query_top_k, cfg.doc_top_k, cfg.skip_sink, cfg.skip_prefix,
-                   cfg.lexical, backbone.tokenizer, cfg.fold)
+                   cfg.lexical, backbone.tokenizer, cfg.fold, cfg.recompute)
 
     @property
     def dim(self) -> int:
@@ -89,10 +91,11 @@ class SparseHead(Head):
 
     def _max_logits(self, hidden, mask):
         """(B, V) max over pooled positions of every vocabulary logit, in sequence chunks (each
-        recomputed in the backward when training, so no (B, c, V) block outlives its chunk)."""
+        recomputed in the backward when training, so no (B, c, V) block outlives its chunk;
+        without ``recompute`` each is kept for the backward)."""
         from torch.utils.checkpoint import checkpoint
         best = None
-        train = torch.is_grad_enabled() and hidden.requires_grad
+        train = torch.is_grad_enabled() and hidden.requires_grad and self.recompute
         for s in range(0, hidden.shape[1], self.chunk):
             h, pad = hidden[:, s:s + self.chunk], (mask[:, s:s + self.chunk] == 0).unsqueeze(-1)  # (B, c, H), (B, c, 1)
             block = (checkpoint(self._block_max, h, pad, use_reentrant=False) if train
@@ -143,7 +146,7 @@ class SparseHead(Head):
 
     @classmethod
     def recomputes(cls, cfg) -> bool:
-        return not cfg.lexical  # the vocabulary projection is checkpointed per block
+        return not cfg.lexical and cfg.recompute  # the vocabulary projection is checkpointed per block
 
     def batch_stats(self, q, d):
         """Mean non-zeros per query/document, the batch FLOPS (sum_v P(q_v>0) P(d_v>0)), the mean
