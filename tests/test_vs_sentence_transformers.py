@@ -25,7 +25,13 @@ def toy_run(small_beir, tmp_path_factory):
            f"--out={out / 'out'}", f"--cache-dir={out / 'cache'}", "--set", "data=beir", f"data.path={small_beir}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads((out / "out" / "vs_sentence_transformers.json").read_text()), proc.stdout
+    record = json.loads((out / "out" / "vs_sentence_transformers.json").read_text())
+    # its files are named relative to its folder (args keep what the command line said)
+    assert str(out) not in json.dumps({k: v for k, v in record.items() if k != "args"})
+    for key in ("figure", "qrels"):  # read from here on as the folder's files
+        record[key] = str(out / "out" / record[key])
+    record["runs"] = {p: {fw: str(out / "out" / f) for fw, f in r.items()} for p, r in record["runs"].items()}
+    return record, proc.stdout
 
 
 def _row(record, pair, framework):
