@@ -62,8 +62,8 @@ the two trained models differ on these queries; two runs of one recipe with diff
 masks can (``--no-dropout`` removes that source).
 
 Writes ``--out``/vs_sentence_transformers.json (the table, ratios, settings, check, curves, the
-paired tests, and its files' paths relative to ``--out``) and ``--out``/loss_curves.png; ``--report JSON`` prints a finished run's
-tables again. Needs ``pip install -e .[bench]`` (sentence-transformers);
+paired tests, and its files' paths relative to ``--out``) and ``--out``/loss_curves.png;
+``--report JSON`` prints a finished run's tables again. Needs ``pip install -e .[bench]`` (sentence-transformers);
 nothing else in the project imports it.
 """
 

@@ -95,10 +95,10 @@ class SparseHead(Head):
         without ``recompute`` each is kept for the backward)."""
         from torch.utils.checkpoint import checkpoint
         best = None
-        train = torch.is_grad_enabled() and hidden.requires_grad and self.recompute
+        checkpointed = torch.is_grad_enabled() and hidden.requires_grad and self.recompute
         for s in range(0, hidden.shape[1], self.chunk):
             h, pad = hidden[:, s:s + self.chunk], (mask[:, s:s + self.chunk] == 0).unsqueeze(-1)  # (B, c, H), (B, c, 1)
-            block = (checkpoint(self._block_max, h, pad, use_reentrant=False) if train
+            block = (checkpoint(self._block_max, h, pad, use_reentrant=False) if checkpointed
                      else self._block_max(h, pad))  # (B, V)
             best = block if best is None else torch.maximum(best, block)
         return best[:, : self.vocab_size]
