@@ -92,3 +92,15 @@ def test_pairs_with_their_own_baselines_share_one_holm_family():
     assert [g.baseline for g in got] == ["a", "c"] and got[0].mark == "*†" and got[1].mark == ""
     with pytest.raises(ValueError, match="'d'"):
         significance.compare_pairs({"d": ("c", c, {q: 0.0 for q in QIDS[:5]})})
+
+
+def test_versus_a_backbone_compares_the_sizes_it_names():
+    # a backbone option's point is named by its backbone (records.size_name), so backbone=X is size=X
+    runs = [run("cl", "l1", 0, values(0.0, 1)), run("cl", "l2", 0, values(0.3, 2)), run("cl", "l3", 0, values(0.0, 3))]
+    points = records.average(runs)
+    by_backbone = marks.versus(points, SPLIT, "backbone", "l1")
+    assert [(p.size, a.size) for p, a, _ in by_backbone] == [(p.size, a.size) for p, a, _ in
+                                                             marks.versus(points, SPLIT, "size", "l1")]
+    assert sorted(p.size for p, _, _ in by_backbone) == ["l2", "l3"]
+    assert {p.size: c.mark for p, _, c in by_backbone} == {"l2": "*†", "l3": ""}
+    assert marks.setting(points[1], "backbone") == points[1].size

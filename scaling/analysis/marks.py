@@ -75,9 +75,15 @@ AXES = ("paradigm", "loss", "size", "budget", "teacher")
 """A point's own fields a ``versus`` comparison may vary; any other grid axis (``instruction``,
 ``tasks``, ...) is read from the point's ``variant``."""
 
+ALIASES = {"backbone": "size"}
+"""Grid axes that a point holds under another field: a ``backbone`` option names the point's size
+(``smollm2-eos``, see ``records``), so ``backbone=X`` compares as ``size=X``."""
+
 
 def setting(p: Point, key: str) -> str | None:
-    """The point's value of ``key``: one of ``AXES``, or a grid axis named in its variant (None: unset)."""
+    """The point's value of ``key``: one of ``AXES`` (or an alias of one), or a grid axis named in
+    its variant (None: unset)."""
+    key = ALIASES.get(key, key)
     return str(getattr(p, key)) if key in AXES else variant_axes(p.variant).get(key)
 
 
@@ -86,6 +92,7 @@ def versus(points: list[Point], split: str, key: str, value: str, measure: str =
     """Each point whose ``key`` is not ``value`` against the point equal to it but for ``key`` =
     ``value``, on ``measure``'s per-query values; Holm over all of them. Points without a
     counterpart or per-query values are left out."""
+    key = ALIASES.get(key, key)
     ignored = {key, "teacher"} if key == "loss" else {key}  # a loss that distils brings a teacher, cl none
 
     def rest(p: Point) -> tuple:
