@@ -153,8 +153,8 @@ def test_grid_cli_names_the_known_grids_for_an_unknown_experiment(capsys):
     assert e.value.code == 2
     out = capsys.readouterr()
     known = ["cpu_budget", "cpu_data", "cpu_grid", "cpu_grid_kd", "cpu_seeds", "cpu_steps", "gtr", "gtr_finetune",
-             "isoflop", "kd_inbatch", "luo_backbones", "luo_instructions", "luo_long_docs", "luo_multitask", "smoke",
-             "supervision", "zeng_grid", "zeng_grid_flops"]
+             "gtr_finetune_only", "isoflop", "kd_inbatch", "luo_backbones", "luo_instructions", "luo_long_docs",
+             "luo_multitask", "smoke", "supervision", "zeng_grid", "zeng_grid_flops"]
     assert out.err == f"error: unknown experiment 'nope' (known: {', '.join(known)})\n"
     assert out.out == ""
     assert grid.known_experiments() == known
