@@ -528,3 +528,39 @@ def test_a_numeric_variant_is_drawn_against_its_axis(tmp_path):
     for p in points:
         p.variant = "instruction=seen"
     assert plots.variant_plot(points, split, "nDCG@10", tmp_path / "none.png") is None
+
+
+def test_runs_from_other_starting_points_are_rows_and_compare_against_the_packaged_one(tmp_path):
+    """gtr_finetune and gtr_finetune_only share every axis; only result["start"] tells a stage-2 run
+    (from a stage-1 checkpoint) from the same run on the packaged weights: two rows, never two
+    seeds, and ``--versus start=packaged`` pairs them per data fraction."""
+    from scaling.analysis import marks, table
+    rec = fixture_record("dense-cl-smollm2-l1")
+    split = next(iter(rec["metrics"]))
+    qids = [f"q{i:02d}" for i in range(40)]
+    stage = {"kind": "checkpoint", "model": "smollm2-135m", "path": "runs/gtr/x/checkpoint",
+             "from": {"kind": "packaged", "model": "smollm2-135m", "path": None},
+             "stage": {"data": "pycode", "loss": "cl", "flops": 1e12, "steps": 150}, "flops_before": 1e12}
+    for name, start, fraction, shift in (("ft", stage, 0.1, 0.3), ("ft_only", None, 0.1, 0.0),
+                                         ("ft_full", stage, 1.0, 0.3), ("ft_only_full", None, 1.0, 0.0)):
+        r = json.loads(json.dumps(rec))
+        r["start"] = start or {"kind": "packaged", "model": "smollm2-135m", "path": None}
+        r["config"]["data"]["fraction"] = fraction
+        r["metrics"][split]["per_query"] = {"nDCG@10": {q: 0.3 + shift * (i % 3 > 0) for i, q in enumerate(qids)}}
+        r["metrics"][split]["nDCG@10"] = sum(r["metrics"][split]["per_query"]["nDCG@10"].values()) / len(qids)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps(r))
+    runs, problems = records.load_runs(tmp_path)
+    points = records.average(runs)
+    assert not problems and len(points) == 4 and all(len(p.runs) == 1 for p in points)
+    assert sorted(p.variant for p in points) == ["", "", "start=pycode-cl-150steps", "start=pycode-cl-150steps"]
+    pairs = marks.versus(points, split, "start", "packaged")
+    assert sorted((p.fraction, a.fraction, marks.setting(a, "start")) for p, a, _ in pairs) == \
+        [(0.1, 0.1, "packaged"), (1.0, 1.0, "packaged")]
+    assert all(c.diff > 0 for _, _, c in pairs)
+    text = table.versus_table(pairs, split, "nDCG@10", "start")
+    assert "| data | start |" in text and "| 0.1 | pycode-cl-150steps |" in text and "(packaged)" in text
+    mntp = {"kind": "mntp", "made_by": {"mntp_steps": 200}}
+    assert records.start_label(mntp) == "mntp-200steps"
+    assert records.start_label({**stage, "from": mntp}) == "mntp-200steps+pycode-cl-150steps"
+    assert records.start_label(None) is None and records.start_label({"kind": "packaged"}) is None

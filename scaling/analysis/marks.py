@@ -80,11 +80,16 @@ ALIASES = {"backbone": "size"}
 (``smollm2-eos``, see ``records``), so ``backbone=X`` compares as ``size=X``."""
 
 
+UNNAMED = {"start": "packaged"}
+"""Variant axes a point leaves out at their usual value: a run from the packaged weights names no
+``start`` (``records.start_label``), so ``--versus start=packaged`` finds it."""
+
+
 def setting(p: Point, key: str) -> str | None:
     """The point's value of ``key``: one of ``AXES`` (or an alias of one), or a grid axis named in
     its variant (None: unset)."""
     key = ALIASES.get(key, key)
-    return str(getattr(p, key)) if key in AXES else variant_axes(p.variant).get(key)
+    return str(getattr(p, key)) if key in AXES else variant_axes(p.variant).get(key, UNNAMED.get(key))
 
 
 def versus(points: list[Point], split: str, key: str, value: str, measure: str = "nDCG@10",

@@ -170,6 +170,23 @@ def variant(point: dict | None) -> str:
                     if k not in NAMED_AXES and not k.startswith("budget."))
 
 
+def start_label(start: dict | None) -> str | None:
+    """A run's starting point (``result["start"]``, scaling/start.py) as one word for its variant,
+    None for the packaged weights (or a record without one). A later stage names the stages before
+    it, earliest first (``pycode-cl-150steps``); an MNTP-adapted decoder its steps (``mntp-200steps``).
+    Two runs equal in all else but started from different weights are two points, not two seeds."""
+    if not isinstance(start, dict) or start.get("kind") in (None, "packaged"):
+        return None
+    if start["kind"] == "checkpoint":
+        stage = start.get("stage") or {}
+        here = f"{stage.get('data')}-{stage.get('loss')}-{stage.get('steps')}steps"
+        earlier = start_label(start.get("from"))
+        return f"{earlier}+{here}" if earlier else here
+    if start["kind"] == "mntp":
+        return f"mntp-{(start.get('made_by') or {}).get('mntp_steps')}steps"
+    return str(start["kind"])
+
+
 def variant_axes(label: str) -> dict[str, str]:
     """``variant``'s label back to {axis: value} (``"instruction=seen tasks=both"``)."""
     return dict(part.split("=", 1) for part in label.split() if "=" in part)
@@ -328,7 +345,13 @@ def read_run(path: Path) -> Run:
                teacher_metrics=_measures(card, path, "teacher.card") if isinstance(card, dict) else {},
                per_query=_per_query(_get(data, "metrics", path)),
                reference_per_query={name: _per_query(v) for name, v in reference.items() if isinstance(v, dict)},
-               variant=variant(point if isinstance(point, dict) else None))
+               variant=_with_start(variant(point if isinstance(point, dict) else None),
+                                   start_label(_get(data, "start", path, required=False))))
+
+
+def _with_start(label: str, start: str | None) -> str:
+    """The variant with ``start=<start_label>`` appended when the run did not start from the packaged weights."""
+    return " ".join(part for part in (label, f"start={start}" if start else "") if part)
 
 
 def find_results(root: Path) -> list[Path]:

@@ -156,18 +156,20 @@ def _paired_seeds(p: Point, anchor: Point, split: str, measure: str) -> str:
 
 
 def versus_table(rows: list, split: str, measure: str, key: str) -> str:
-    """One row per (point, counterpart, Comparison) from ``marks.versus``: the point, its and its
-    counterpart's ``measure`` (means over seeds), the difference, the Holm-adjusted p-values of both
-    tests and their mark, and in how many shared seeds the difference has the mean's sign."""
+    """One row per (point, counterpart, Comparison) from ``marks.versus``: the point (with its data
+    fraction when some point trained on part of its data), its and its counterpart's ``measure``
+    (means over seeds), the difference, the Holm-adjusted p-values of both tests and their mark,
+    and in how many shared seeds the difference has the mean's sign."""
     from scaling.analysis.marks import AXES, setting
     own = [] if key in AXES else [key]  # a variant axis gets its own column
-    header = ["paradigm", "loss", "size", "budget"] + own + [measure, f"at {key}=...", "difference",
+    data = any(p.fraction != 1.0 for p, _, _ in rows)  # two fractions of one point are two rows
+    header = ["paradigm", "loss", "size", "budget"] + (["data"] if data else []) + own + [measure, f"at {key}=...", "difference",
                                                             "t-test p (Holm)", "randomization p (Holm)", "mark",
                                                             "same sign in seeds"]
     out = []
     for p, anchor, c in rows:
         out.append([p.paradigm, p.loss + (f" @{p.teacher}" if p.teacher else ""), p.size, p.budget]
-                   + [setting(p, k) for k in own]
+                   + ([f"{p.fraction:g}"] if data else []) + [setting(p, k) for k in own]
                    + [_num(p.metrics[split].get(measure)), f"{_num(anchor.metrics[split].get(measure))} "
                       f"({setting(anchor, key)})", f"{c.diff:+.4f}", f"{c.t_p_holm:.2g}", f"{c.rand_p_holm:.2g}",
                       c.mark or "-", _paired_seeds(p, anchor, split, measure)])
