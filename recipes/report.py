@@ -85,9 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the marks (default: 0.05)")
     parser.add_argument("--versus", action="append", default=[], metavar="KEY=VALUE",
                         help="also test each point against the point that differs from it only in KEY "
-                             "(paradigm, loss, size, budget, teacher, backbone (the size it names), or another grid axis "
-                             "of the points such as instruction or tasks) set to VALUE, e.g. --versus loss=cl; "
-                             "repeatable")
+                             "(paradigm, loss, size, budget, teacher, backbone (the size it names), data.fraction, start "
+                             "(packaged, or the earlier stages a run started from), or another grid axis of the "
+                             "points such as instruction or tasks) set to VALUE, e.g. --versus loss=cl; repeatable")
     parser.add_argument("--strict", action="store_true",
                         help="stop at the first unusable result.json instead of skipping it")
     args = parser.parse_args(argv)

@@ -104,3 +104,19 @@ def test_versus_a_backbone_compares_the_sizes_it_names():
     assert sorted(p.size for p, _, _ in by_backbone) == ["l2", "l3"]
     assert {p.size: c.mark for p, _, c in by_backbone} == {"l2": "*†", "l3": ""}
     assert marks.setting(points[1], "backbone") == points[1].size
+
+
+def test_versus_a_data_fraction_pairs_each_part_with_the_whole_at_its_size():
+    def part(size: str, fraction: float, shift: float, seed: int) -> records.Run:
+        r = run("cl", size, 0, values(shift, seed))
+        r.fraction = fraction
+        return r
+    points = records.average([part("l1", 1.0, 0.3, 1), part("l1", 0.1, 0.0, 2), part("l2", 1.0, 0.0, 3),
+                              part("l2", 0.1, 0.0, 4), part("l4", 0.1, 0.0, 5)])  # l4: no whole to pair with
+    pairs = marks.versus(points, SPLIT, "data.fraction", "1")
+    assert [(p.size, marks.setting(p, "fraction"), a.size, marks.setting(a, "data.fraction"))
+            for p, a, _ in pairs] == [("l1", "0.1", "l1", "1"), ("l2", "0.1", "l2", "1")]
+    assert [c.mark for _, _, c in pairs] == ["*†", ""] and pairs[0][2].diff < -0.2
+    assert [(p.size, a.size) for p, a, _ in marks.versus(points, SPLIT, "data.fraction", "1.0")] == \
+        [("l1", "l1"), ("l2", "l2")]  # 1 and 1.0 are one value
+    assert "| data |" in table.versus_table(pairs, SPLIT, "nDCG@10", "data.fraction").splitlines()[0]

@@ -71,13 +71,14 @@ def point_marks(points: list[Point], split: str, reference_pq: dict, baseline: s
     return _marks(baseline, base, systems, alpha)
 
 
-AXES = ("paradigm", "loss", "size", "budget", "teacher")
+AXES = ("paradigm", "loss", "size", "budget", "teacher", "fraction")
 """A point's own fields a ``versus`` comparison may vary; any other grid axis (``instruction``,
 ``tasks``, ...) is read from the point's ``variant``."""
 
-ALIASES = {"backbone": "size"}
+ALIASES = {"backbone": "size", "data.fraction": "fraction"}
 """Grid axes that a point holds under another field: a ``backbone`` option names the point's size
-(``smollm2-eos``, see ``records``), so ``backbone=X`` compares as ``size=X``."""
+(``smollm2-eos``, see ``records``), so ``backbone=X`` compares as ``size=X``; ``data.fraction`` is
+the point's ``fraction``."""
 
 
 UNNAMED = {"start": "packaged"}
@@ -89,6 +90,8 @@ def setting(p: Point, key: str) -> str | None:
     """The point's value of ``key``: one of ``AXES`` (or an alias of one), or a grid axis named in
     its variant (None: unset)."""
     key = ALIASES.get(key, key)
+    if key == "fraction":  # a number: 1, 1.0 and 1.00 are one value
+        return f"{p.fraction:g}"
     return str(getattr(p, key)) if key in AXES else variant_axes(p.variant).get(key, UNNAMED.get(key))
 
 
@@ -98,11 +101,13 @@ def versus(points: list[Point], split: str, key: str, value: str, measure: str =
     ``value``, on ``measure``'s per-query values; Holm over all of them. Points without a
     counterpart or per-query values are left out."""
     key = ALIASES.get(key, key)
+    if key == "fraction":
+        value = f"{float(value):g}"
     ignored = {key, "teacher"} if key == "loss" else {key}  # a loss that distils brings a teacher, cl none
 
     def rest(p: Point) -> tuple:
         others = tuple(sorted((k, v) for k, v in variant_axes(p.variant).items() if k != key))
-        return tuple(getattr(p, a) for a in AXES if a not in ignored) + (p.fraction, others)
+        return tuple(getattr(p, a) for a in AXES if a not in ignored) + (others,)
     held = [p for p in points if measure in p.per_query.get(split, {}) and setting(p, key) is not None]
     anchors = {rest(p): p for p in held if setting(p, key) == value}
     pairs = [(p, anchors[rest(p)]) for p in held if setting(p, key) != value and rest(p) in anchors]
