@@ -160,8 +160,8 @@ def versus_table(rows: list, split: str, measure: str, key: str) -> str:
     fraction when some point trained on part of its data), its and its counterpart's ``measure``
     (means over seeds), the difference, the Holm-adjusted p-values of both tests and their mark,
     and in how many shared seeds the difference has the mean's sign."""
-    from scaling.analysis.marks import AXES, setting
-    own = [] if key in AXES else [key]  # a variant axis gets its own column
+    from scaling.analysis.marks import ALIASES, AXES, setting
+    own = [] if ALIASES.get(key, key) in AXES else [key]  # a variant axis gets its own column
     data = any(p.fraction != 1.0 for p, _, _ in rows)  # two fractions of one point are two rows
     header = ["paradigm", "loss", "size", "budget"] + (["data"] if data else []) + own + [measure, f"at {key}=...", "difference",
                                                             "t-test p (Holm)", "randomization p (Holm)", "mark",
