@@ -560,6 +560,11 @@ def test_runs_from_other_starting_points_are_rows_and_compare_against_the_packag
     assert all(c.diff > 0 for _, _, c in pairs)
     text = table.versus_table(pairs, split, "nDCG@10", "start")
     assert "| data | start |" in text and "| 0.1 | pycode-cl-150steps |" in text and "(packaged)" in text
+    by_part = marks.versus(points, split, "data.fraction", "1")  # within each start: its rows name it
+    lines = table.versus_table(by_part, split, "nDCG@10", "data.fraction").splitlines()
+    assert "| data | variant |" in lines[0] and len(by_part) == 2
+    assert sum("| 0.1 | start=pycode-cl-150steps |" in line for line in lines) == 1
+    assert sum("| 0.1 |  |" in line for line in lines) == 1  # the packaged run: no other variant
     mntp = {"kind": "mntp", "made_by": {"mntp_steps": 200}}
     assert records.start_label(mntp) == "mntp-200steps"
     assert records.start_label({**stage, "from": mntp}) == "mntp-200steps+pycode-cl-150steps"

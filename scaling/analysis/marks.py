@@ -90,9 +90,13 @@ def setting(p: Point, key: str) -> str | None:
     """The point's value of ``key``: one of ``AXES`` (or an alias of one), or a grid axis named in
     its variant (None: unset)."""
     key = ALIASES.get(key, key)
-    if key == "fraction":  # a number: 1, 1.0 and 1.00 are one value
-        return f"{p.fraction:g}"
-    return str(getattr(p, key)) if key in AXES else variant_axes(p.variant).get(key, UNNAMED.get(key))
+    return canonical(key, getattr(p, key)) if key in AXES else variant_axes(p.variant).get(key, UNNAMED.get(key))
+
+
+def canonical(key: str, value) -> str:
+    """``value`` of ``key`` as ``setting`` spells it, so a typed value matches: a fraction is a
+    number (1, 1.0 and 1.00 are one value)."""
+    return f"{float(value):g}" if ALIASES.get(key, key) == "fraction" else str(value)
 
 
 def versus(points: list[Point], split: str, key: str, value: str, measure: str = "nDCG@10",
@@ -100,9 +104,7 @@ def versus(points: list[Point], split: str, key: str, value: str, measure: str =
     """Each point whose ``key`` is not ``value`` against the point equal to it but for ``key`` =
     ``value``, on ``measure``'s per-query values; Holm over all of them. Points without a
     counterpart or per-query values are left out."""
-    key = ALIASES.get(key, key)
-    if key == "fraction":
-        value = f"{float(value):g}"
+    key, value = ALIASES.get(key, key), canonical(key, value)
     ignored = {key, "teacher"} if key == "loss" else {key}  # a loss that distils brings a teacher, cl none
 
     def rest(p: Point) -> tuple:

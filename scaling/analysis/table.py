@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from scaling.analysis.records import Point
+from scaling.analysis.records import Point, variant_axes
 
 MEASURES = ("nDCG@10", "RR@10", "R@100", "R@1000", "contrastive_entropy")
 
@@ -163,13 +163,18 @@ def versus_table(rows: list, split: str, measure: str, key: str) -> str:
     from scaling.analysis.marks import ALIASES, AXES, setting
     own = [] if ALIASES.get(key, key) in AXES else [key]  # a variant axis gets its own column
     data = any(p.fraction != 1.0 for p, _, _ in rows)  # two fractions of one point are two rows
-    header = ["paradigm", "loss", "size", "budget"] + (["data"] if data else []) + own + [measure, f"at {key}=...", "difference",
+    others = {p.variant: " ".join(f"{k}={v}" for k, v in variant_axes(p.variant).items() if k != key)
+              for p, _, _ in rows}  # the point's other variant axes (its start, ...): rows that differ there
+    variant = any(others.values())
+    header = ["paradigm", "loss", "size", "budget"] + (["data"] if data else []) + (["variant"] if variant else []) \
+        + own + [measure, f"at {key}=...", "difference",
                                                             "t-test p (Holm)", "randomization p (Holm)", "mark",
                                                             "same sign in seeds"]
     out = []
     for p, anchor, c in rows:
         out.append([p.paradigm, p.loss + (f" @{p.teacher}" if p.teacher else ""), p.size, p.budget]
-                   + ([f"{p.fraction:g}"] if data else []) + [setting(p, k) for k in own]
+                   + ([f"{p.fraction:g}"] if data else []) + ([others[p.variant]] if variant else [])
+                   + [setting(p, k) for k in own]
                    + [_num(p.metrics[split].get(measure)), f"{_num(anchor.metrics[split].get(measure))} "
                       f"({setting(anchor, key)})", f"{c.diff:+.4f}", f"{c.t_p_holm:.2g}", f"{c.rand_p_holm:.2g}",
                       c.mark or "-", _paired_seeds(p, anchor, split, measure)])
