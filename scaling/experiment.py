@@ -7,7 +7,8 @@ What goes to disk, under the run folder: ``config.json`` (the resolved configura
 weights), ``encoded/``, ``index/`` and ``runs/`` (evaluation), and last ``result.json``, written
 atomically, whose presence marks the run finished: the metrics, the references and the untrained
 backbone beside them, ``budget`` (the plan, what the FLOP ledger realised, what was not charged),
-``curve`` (``eval.every_n_steps``) and ``grid`` (the grid point). ``running.json`` marks a folder
+``curve`` (``eval.every_n_steps``), ``grid`` (the grid point) and ``trained_in`` (the grid point
+whose training this one shared, when they differ only in evaluation: scaling/grid.py). ``running.json`` marks a folder
 a process is working in (scaling/grid.py reads it for a grid's progress).
 
 Under a multi-process launch every rank uses the launch's one run folder; the leader alone
@@ -157,6 +158,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, parts, inputs, t0: 
         from scaling.evaluation.encoder import evaluate_encoder
         callbacks.append(LearningCurve(cfg.eval.every_n_steps, lambda m: evaluate_encoder(
             m, backbone.tokenizer, cfg, dataset, [cfg.eval.curve_split], progress=False), plan.flops_per_step))
+    trained_in = grid.share_training(run_dir, to_dict(cfg)) if cfg.grid.name else None
     t_train = time.time()
     with rundir.handed_down(run_dir):                                                 # fit
         rank, world, preempted = training.fit(cfg, module, dm, plan, run_dir, [ledger, *callbacks], tracker.logger)
@@ -188,7 +190,7 @@ def _run(cfg: RunConfig, run_dir: Path, dataset, train_data, parts, inputs, t0: 
     result = {"config": to_dict(cfg), "metrics": metrics, "baseline_metrics": untrained,   # record
               "teacher": prepare.teacher_summary(cfg, inputs.teacher_path, dataset.name),
               "reference_metrics": references, "checkpoint": str(ckpt), "budget": budget,
-              "start": started, "curve": callbacks[0].points if callbacks else [],
+              "start": started, "trained_in": trained_in, "curve": callbacks[0].points if callbacks else [],
               "grid": {"experiment": cfg.grid.name, "name": grid.name(cfg.grid.point), "point": cfg.grid.point}
               if cfg.grid.name else None,
               "timing_s": {"train": round(t_train, 1), "eval": round(t_eval, 1),

@@ -242,6 +242,59 @@ def write_manifest(root: str, grid_name: str, axes: dict[str, list], brings: dic
     return path
 
 
+TRAINING_IGNORES = ("eval", "grid.point")
+"""Keys two points of a grid may differ in and still train the same model: how it is evaluated
+(``eval.*``, but for the learning curve, which training records) and the point's own name."""
+TRAINING_KEEPS = ("eval.every_n_steps", "eval.curve_split")
+
+
+def trained_twin(run_dir: Path, record: dict) -> Path | None:
+    """A finished point of the same grid whose training is this point's (its configuration differs
+    only in ``TRAINING_IGNORES`` and what a resume may change): its folder, else None. Points that
+    differ only in evaluation (Luo et al.'s documents cut at 256 ... 8192 tokens) train once."""
+    from scaling.rundir import differing, recorded_config
+    run_dir = Path(run_dir)
+    if not run_dir.parent.exists():
+        return None
+    for other in sorted(run_dir.parent.iterdir()):
+        if other == run_dir or not (other / "result.json").exists() or not (other / "ckpt" / "last.ckpt").exists():
+            continue
+        recorded = recorded_config(other)
+        if recorded is None:
+            continue
+        diff = [k for k in differing(recorded, record)
+                if k in TRAINING_KEEPS or not any(k == f or k.startswith(f + ".") for f in TRAINING_IGNORES)]
+        if not diff:
+            return other
+    return None
+
+
+def share_training(run_dir: Path, record: dict) -> str | None:
+    """Before a point trains: when it has no checkpoint of its own and a finished twin
+    (``trained_twin``) trained the same model, copy the twin's end-of-training state to
+    ``ckpt/last.ckpt`` (atomically), so that training resumes at its last step and only the
+    evaluation runs. ``ckpt/trained_in.json`` names the twin, written before the copy, so that a
+    rerun after a kill still knows. Returns the twin's folder name (the result's ``trained_in``),
+    or None when the point trains itself."""
+    import shutil
+
+    from scaling import trainstate
+    from scaling.io import write_atomic, write_json_atomic
+    run_dir = Path(run_dir)
+    marker = run_dir / "ckpt" / "trained_in.json"
+    if trainstate.resume_path(run_dir, quiet=True) is not None:  # its own training, or a copy, goes on
+        return json.loads(marker.read_text())["trained_in"] if marker.exists() else None
+    twin = trained_twin(run_dir, record)
+    if twin is None or not trainstate.complete(twin / "ckpt" / "last.ckpt"):
+        return None
+    write_json_atomic(marker, {"trained_in": twin.name})
+    with open(twin / "ckpt" / "last.ckpt", "rb") as src:
+        write_atomic(run_dir / "ckpt" / "last.ckpt", lambda f: shutil.copyfileobj(src, f), binary=True)
+    print(f"[grid] {run_dir.name} trains as {twin.name} did (they differ only in evaluation): "
+          f"starting from its end of training, {twin / 'ckpt' / 'last.ckpt'}", flush=True)
+    return twin.name
+
+
 HEARTBEAT_S = 30.0
 """How often a running process touches its marker; a marker untouched for ``STALE_AFTER_S`` is a
 dead process's (killed, or its node lost), whichever machine wrote it."""

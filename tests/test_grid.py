@@ -395,3 +395,42 @@ def test_the_slurm_progress_counts_the_points_the_command_line_launches(tmp_path
     (folder / "result.json").write_text("{}")
     assert grid.status(str(tmp_path), "smoke", got)["done"] == ["dense-tiny-steps999"]
     assert grid.status(str(tmp_path), "smoke", axes)["done"] == []
+
+
+def test_points_that_differ_only_in_evaluation_train_once(tiny_overrides, tmp_path):
+    """Luo et al.'s long documents: one model evaluated at several document lengths. The second
+    point starts from the first's end of training (bitwise the same weights, the same realised
+    budget, no step of its own); a point of another seed trains itself."""
+    from conftest import assert_same_weights
+    base = [sys.executable, str(ROOT / "recipes" / "run.py"), *tiny_overrides, "grid.name=g",
+            f"grid.root={tmp_path / 'runs'}", "grid.axes={seed:[0,1],eval.doc_len:[32,64]}", "eval.untrained=false"]
+    procs = [subprocess.run([*base, f"seed={s}", f"eval.doc_len={d}"], capture_output=True, text=True, cwd=tmp_path)
+             for s, d in ((0, 32), (0, 64), (1, 32))]
+    for p in procs:
+        assert p.returncode == 0, p.stderr[-2000:]
+    folders = [tmp_path / "runs" / "g" / n for n in ("seed0-doc_len32", "seed0-doc_len64", "seed1-doc_len32")]
+    results = [json.loads((f / "result.json").read_text()) for f in folders]
+    assert [r["trained_in"] for r in results] == [None, "seed0-doc_len32", None]
+    assert "trains as seed0-doc_len32 did" in procs[1].stdout and "trains as" not in procs[2].stdout
+    assert_same_weights(folders[0], folders[1])
+    assert results[1]["budget"]["realised"] == results[0]["budget"]["realised"]
+    assert results[0]["config"]["eval"]["doc_len"] == 32 and results[1]["config"]["eval"]["doc_len"] == 64
+    assert "Epoch 0" in procs[0].stdout and "Epoch 0" not in procs[1].stdout  # no step of its own
+    assert json.loads((folders[1] / "ckpt" / "trained_in.json").read_text()) == {"trained_in": "seed0-doc_len32"}
+
+
+def test_a_twin_differs_only_in_how_it_is_evaluated(tmp_path):
+    """What counts as the same training: eval.* (but the learning curve) and the point's name."""
+    twin = tmp_path / "g" / "a"
+    (twin / "ckpt").mkdir(parents=True)
+    (twin / "ckpt" / "last.ckpt").write_bytes(b"")
+    (twin / "result.json").write_text("{}")
+    cfg = {"seed": 0, "eval": {"doc_len": 32, "every_n_steps": None}, "grid": {"point": {"eval.doc_len": "32"}}}
+    (twin / "config.json").write_text(json.dumps(cfg))
+    me = tmp_path / "g" / "b"
+    same = {"seed": 0, "eval": {"doc_len": 64, "every_n_steps": None}, "grid": {"point": {"eval.doc_len": "64"}}}
+    assert grid.trained_twin(me, same) == twin
+    assert grid.trained_twin(me, {**same, "seed": 1}) is None
+    assert grid.trained_twin(me, {**same, "eval": {"doc_len": 64, "every_n_steps": 2}}) is None
+    (twin / "result.json").unlink()  # an unfinished point shares nothing
+    assert grid.trained_twin(me, same) is None
