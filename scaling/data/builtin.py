@@ -10,8 +10,8 @@ method with a docstring of four or more words becomes one document and one query
 
 ``pyclass`` does the same with each module's public classes that define a method: the query is
 the class docstring's first paragraph, the document the whole class without that docstring (its
-methods' docstrings kept): median ~440 tokens, a third over 1,000 and a few over 8,000, for
-evaluating at long document lengths (Luo et al.).
+methods' docstrings kept): in SmolLM2 tokens median 372, 175 of 646 over 1,024, 32 over 4,096
+and 6 over 8,192 (Gemma-3: 402, 186, 36, 8), for evaluating at long document lengths (Luo et al.).
 
 Queries are split train/dev/test (~70/10/20) by a hash of the docid, so the split never
 depends on iteration order; the corpus holds every function. Queries whose text occurs
