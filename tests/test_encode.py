@@ -118,3 +118,24 @@ def test_bf16_encoding_stays_close_to_float32():
     assert half.dtype == np.float32 and not np.array_equal(full, half)  # autocast really ran in bf16
     cos = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
     assert cos.min() > 0.99, cos.min()
+
+
+def test_learned_positions_cap_the_evaluation_length(capsys):
+    """BERT-style backbones have a table of positions (MiniLM's 512) and fail past it: evaluation
+    cuts to the table, saying so; rotary backbones (Llama) read any eval.doc_len."""
+    from transformers import BertConfig, BertModel, LlamaConfig, LlamaModel, RobertaConfig, RobertaModel
+
+    from scaling.evaluation.encoder import position_limit, readable
+    small = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=99)
+    bert = BertModel(BertConfig(max_position_embeddings=40, **small))
+    roberta = RobertaModel(RobertaConfig(max_position_embeddings=42, pad_token_id=1, **small))
+    llama = LlamaModel(LlamaConfig(max_position_embeddings=40, num_key_value_heads=2, **small))
+    assert (position_limit(bert), position_limit(roberta), position_limit(llama)) == (40, 40, None)
+    capsys.readouterr()
+    assert readable(bert, 1024, "document") == 40 and "documents cut at 40, not 1024" in capsys.readouterr().out
+    assert readable(bert, 32, "document") == 32 and readable(llama, 8192, "document") == 8192
+    assert capsys.readouterr().out == ""
+    ids = torch.randint(2, 99, (1, 40))
+    bert(input_ids=ids)  # the longest it places ...
+    with pytest.raises((RuntimeError, IndexError)):  # ... and one more fails, as an uncut eval.doc_len did
+        bert(input_ids=torch.randint(2, 99, (1, 41)))

@@ -210,6 +210,12 @@ def test_reference_systems_share_the_table_and_are_cached(tiny_overrides, tmp_pa
     assert systems.references(cfg, data, data_dir, ["test"]) == refs
     assert "cached" in capsys.readouterr().out
 
+    # documents longer than MiniLM's and SPLADE's 512 positions (luo_long_docs): cut there, said.
+    long = parse(compose(tiny_overrides + ["eval.baselines=[minilm,splade]", "eval.k=100", "eval.doc_len=1024"]))
+    refs_long = systems.references(long, data, data_dir, ["test"])
+    assert refs_long["minilm"]["small/test"]["nDCG@10"] > 0.2 and refs_long["splade"]["small/test"]["nDCG@10"] > 0.2
+    assert capsys.readouterr().out.count("documents cut at 512, not 1024") == 2
+
     # evaluate.py baseline=bm25 with no checkpoint: BM25 alone, its numbers as the result's metrics.
     alone = evaluate(parse(compose(["baseline=bm25", "data=beir", tiny_overrides[2], "eval.k=100",
                                     f"cache_dir={cfg.cache_dir}", f"run_dir={tmp_path / 'bm25'}"],

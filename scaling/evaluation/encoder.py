@@ -17,6 +17,28 @@ from scaling.evaluation.metrics import PER_QUERY, scored, search_ranked
 from scaling.evaluation.store import corpus_blocks
 
 
+def position_limit(module) -> int | None:
+    """The most tokens the backbone can place: a learned position table's rows (BERT's 512;
+    RoBERTa-style tables, MPNet's, start after the padding row), None for rotary positions, which
+    have no table and read any length."""
+    import torch.nn as nn
+    for name, m in module.named_modules():
+        if name.endswith("position_embeddings") and isinstance(m, nn.Embedding):
+            return m.num_embeddings - (0 if m.padding_idx is None else m.padding_idx + 1)
+    return None
+
+
+def readable(module, length: int, what: str) -> int:
+    """``length`` cut to ``position_limit``, saying so: Luo et al.'s BERT reads at most 512
+    document tokens however long eval.doc_len asks them to be."""
+    limit = position_limit(module)
+    if limit is None or length <= limit:
+        return length
+    print(f"[eval] this backbone places at most {limit} tokens (learned position embeddings): "
+          f"{what}s cut at {limit}, not {length}", flush=True)
+    return limit
+
+
 def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir=None,
                      shard: tuple[int, int] | None = None, progress: bool = True) -> dict[str, dict] | None:
     """{"<dataset>/<split>": {measure: value, plus the index's size, build time, latency, QPS}};
@@ -32,8 +54,9 @@ def evaluate_encoder(module, tokenizer, cfg: RunConfig, dataset, splits, run_dir
     module.eval()
     target = encode.pick_device(e.device)
     module.to(target)
-    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, e.query_len or cfg.data.query_len,
-                                  e.doc_len or cfg.data.doc_len, cfg.query_instruction())
+    q_len, d_len = (readable(module, n, what) for n, what in ((e.query_len or cfg.data.query_len, "query"),
+                                                                (e.doc_len or cfg.data.doc_len, "document")))
+    q_tok, d_tok = tokenizers_for(tokenizer, cfg.model, q_len, d_len, cfg.query_instruction())
     exporter = build_exporter(module.head.kind, e, module.head)
     out: dict | None = {}
     with tempfile.TemporaryDirectory(prefix="scaling-index-") as tmp:
