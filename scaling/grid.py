@@ -103,7 +103,8 @@ def experiment_axes(experiment: str, conf_dir: Path = CONF_DIR) -> dict[str, lis
     return axes
 
 
-def _value(arg: str, key: str) -> str | None:
+def override_value(arg: str, key: str) -> str | None:
+    """The value a command-line override ``key=value`` (or ``+key=``, ``~key=``) gives ``key``, else None."""
     return arg.split("=", 1)[1] if arg.split("=", 1)[0].lstrip("+~") == key else None
 
 
@@ -117,13 +118,13 @@ def _with(argv: list[str], overrides: list[str]) -> list[str]:
 def expand_argv(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
     """Add the grid's overrides to a command line naming ``experiment=X``: with ``grid.index=I``
     point I's values, with ``-m`` one sweep per axis; axes the command line sets keep its value."""
-    experiment = next((v for a in argv if (v := _value(a, "experiment")) is not None), None)
+    experiment = next((v for a in argv if (v := override_value(a, "experiment")) is not None), None)
     if experiment is None:
         return argv
     axes = experiment_axes(experiment, conf_dir)
     given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
     free = {k: v for k, v in axes.items() if k not in given}
-    index = next((v for a in argv if (v := _value(a, "grid.index")) is not None), None)
+    index = next((v for a in argv if (v := override_value(a, "grid.index")) is not None), None)
     if index is not None and index != "null":
         chosen = point(axes, int(index))
         return _with(argv, [f"{k}={chosen[k]}" for k in free])

@@ -53,10 +53,10 @@ def launched(axes: dict[str, list], overrides: list[str]) -> dict[str, list]:
     """The grid's axes as this command line launches them: an axis it sets (``budget.steps=450``,
     ``size=l1,l2``) takes its values, so the grid line counts the points the tasks run, a value
     the grid does not list included (scaling.grid.expand_argv keeps such a value)."""
-    from scaling.grid import _value
+    from scaling.grid import override_value
     out = dict(axes)
     for key in axes:
-        given = [v for o in overrides if (v := _value(o, key)) is not None]
+        given = [v for o in overrides if (v := override_value(o, key)) is not None]
         if given:  # the last one wins, as in Hydra
             out[key] = given[-1].split(",")
     return out
