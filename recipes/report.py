@@ -271,7 +271,7 @@ def render(roots: list[Path], progress, problems, points, refs, split, measure, 
                   + ("A x^-alpha" if args.form == "power" else "A x^-alpha + E")
                   + f" in log space (Huber loss, f_scale {F_SCALE}); 95% percentile intervals from "
                   f"{args.resamples} bootstrap resamples (seed {args.seed}). A series is one paradigm/loss at "
-                  "data fraction 1.0. Against non-embedding parameters (params) it holds the sizes trained "
+                  "data fraction 1.0 (and one backbone family and variant where the points span several). Against non-embedding parameters (params) it holds the sizes trained "
                   "under one budget (one series per budget when there are several); against training FLOPs "
                   "(flops) each FLOP budget gives its best size, the compute frontier (under token or step "
                   "budgets every point). A (original units) and every interval are in fits.json.", "", table.fits_table(entries)]

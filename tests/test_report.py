@@ -516,6 +516,7 @@ def test_a_numeric_variant_is_drawn_against_its_axis(tmp_path):
             rec["grid"] = {"experiment": "luo_long_docs", "name": f"seed0-{size}-doc_len{length}",
                            "point": {"seed": "0", "size": size, "eval.doc_len": length}}
             rec["config"]["model"].update(name="gemma3-270m" if size == "gemma3-l4" else "smollm2-135m", num_layers=4)
+            rec["config"]["paradigm"]["head"] = {"name": "dense", "pooling": "eos"}
             split = next(iter(rec["metrics"]))
             rec["metrics"][split]["nDCG@10"] = value + (0.01 if size == "gemma3-l4" else 0)
             (tmp_path / "runs" / f"{size}-{length}").mkdir(parents=True)
@@ -523,6 +524,13 @@ def test_a_numeric_variant_is_drawn_against_its_axis(tmp_path):
     points = records.average(records.load_runs(tmp_path / "runs")[0])
     assert len(points) == 6 and {p.size for p in points} == {"smollm2-l4", "gemma3-l4"}
     assert plots.numeric_variant(points[0])[0] == "eval.doc_len"
+    # a size law never runs through two families, nor through two evaluations: 6 one-point series
+    series = records.params_series(points, split, "nDCG@10")
+    assert len(series) == 6 and all(len(v) == 1 for v in series.values())
+    assert "dense/cl gemma3-270m eos eval.doc_len=1024" in series, sorted(series)
+    assert set(records.flops_series(points, split, "nDCG@10")) == set(series)
+    one = [p for p in points if p.variant == "eval.doc_len=256" and p.size == "smollm2-l4"]
+    assert list(records.params_series(one, split, "nDCG@10")) == ["dense/cl"]  # one family, one way: the plain name
     out = plots.variant_plot(points, split, "nDCG@10", tmp_path / "variant.png")
     assert out is not None and out.stat().st_size > 10_000
     for p in points:

@@ -87,9 +87,9 @@ def isoflop(points: list[records.Point], split: str, measure: str, resamples: in
     """Per paradigm/loss series with FLOP budgets: the IsoFLOP fit of 1 - ``measure`` and its figure."""
     from scaling.analysis import plots
     by_series: dict[str, list] = {}
-    for p in points:
-        if p.fraction == 1.0 and p.budget_flops is not None and p.seed_values(split, measure):
-            by_series.setdefault(p.series, []).append(p)
+    held = [p for p in points if p.fraction == 1.0 and p.budget_flops is not None and p.seed_values(split, measure)]
+    for p in held:
+        by_series.setdefault(records.series_name(p, held), []).append(p)
     fits, data, parts, record = {}, {}, [], []
     for name, pts in sorted(by_series.items()):
         c = [p.budget_flops for p in pts for _ in p.seed_values(split, measure)]

@@ -39,7 +39,7 @@ from matplotlib import colormaps  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from scaling.analysis.fit import PowerLawFit  # noqa: E402
-from scaling.analysis.records import Point, Run, variant_axes  # noqa: E402
+from scaling.analysis.records import Point, Run, series_name, variant_axes  # noqa: E402
 from scaling.io import write_atomic  # noqa: E402
 
 X_LABELS = {"params": "non-embedding parameters", "flops": "training FLOPs"}
@@ -82,8 +82,8 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
     for name, points in sorted(series.items()):
         style = _style(names.index(name.split(" @ ")[0]))
         if background is not None:  # every run of the series, the frontier drawn over them
-            rest = [p for p in background if p.series == name and p.fraction == 1.0 and p not in points
-                    and measure in p.metrics.get(split, {})]
+            held = [p for p in background if p.fraction == 1.0 and measure in p.metrics.get(split, {})]
+            rest = [p for p in held if series_name(p, held) == name and p not in points]
             if rest:
                 ax.plot([p.flops for p in rest], [p.metrics[split][measure] for p in rest], linestyle="none",
                         markersize=4, alpha=0.3, color=style["color"], marker=style["marker"])

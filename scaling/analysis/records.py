@@ -81,6 +81,9 @@ class Run:
     variant: str = ""
     """The grid point's values on axes the other fields do not name (``instruction=seen``): two
     points differing only there are two rows, not two seeds."""
+    family: str = ""
+    """The backbone family: ``model.name`` with a dense head's pooling (``smollm2-135m eos``). A size
+    law runs through one family: sizes of two families are not one curve."""
 
     @property
     def key(self) -> tuple:
@@ -114,6 +117,7 @@ class Point:
     per_query: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict, repr=False)
     """{split: {measure: {qid: mean over the runs}}}, where every run kept them."""
     variant: str = ""
+    family: str = ""
 
     def by_seed(self, split: str, measure: str) -> dict:
         """{seed: the measure} (repeats of a seed averaged), in seed order."""
@@ -346,7 +350,9 @@ def read_run(path: Path) -> Run:
                per_query=_per_query(_get(data, "metrics", path)),
                reference_per_query={name: _per_query(v) for name, v in reference.items() if isinstance(v, dict)},
                variant=_with_start(variant(point if isinstance(point, dict) else None),
-                                   start_label(_get(data, "start", path, required=False))))
+                                   start_label(_get(data, "start", path, required=False))),
+               family=" ".join(str(x) for x in (model, _get(data, "config.paradigm.head.pooling", path, required=False))
+                               if x is not None))
 
 
 def _with_start(label: str, start: str | None) -> str:
@@ -435,7 +441,7 @@ def average(runs: list[Run]) -> list[Point]:
                       baseline=_mean_measures([r.baseline for r in group]),
                       seeds=len(by_seed), runs=group, budget_flops=group[0].budget_flops,
                       teacher=teacher, teacher_metrics=group[0].teacher_metrics,
-                      per_query=_mean_per_query(group), variant=label)
+                      per_query=_mean_per_query(group), variant=label, family=group[0].family)
         point.spread = {split: {m: spread([s[split][m] for s in per_seed if m in s.get(split, {})])
                                 for m in measures} for split, measures in point.metrics.items()}
         points.append(point)
@@ -490,8 +496,21 @@ def params_series(points: list[Point], split: str, measure: str) -> dict[str, li
     several = len({p.budget for p in held}) > 1
     out: dict[str, list[Point]] = defaultdict(list)
     for p in held:
-        out[f"{p.series} @ {p.budget}" if several else p.series].append(p)
+        name = series_name(p, held)
+        out[f"{name} @ {p.budget}" if several else name].append(p)
     return dict(out)
+
+
+def series_name(p: Point, held: list[Point]) -> str:
+    """``p``'s series among ``held``: ``paradigm/loss`` (``@teacher``), then its backbone family
+    when ``held`` spans several (``dense/cl gemma3-270m eos``) and its variant when they differ
+    there (``dense/cl eval.doc_len=1024``): a size curve holds one family evaluated one way."""
+    parts = [p.series]
+    if len({q.family for q in held}) > 1:
+        parts.append(p.family)
+    if len({q.variant for q in held}) > 1 and p.variant:
+        parts.append(p.variant)
+    return " ".join(parts)
 
 
 def flops_series(points: list[Point], split: str, measure: str) -> dict[str, list[Point]]:
@@ -502,12 +521,14 @@ def flops_series(points: list[Point], split: str, measure: str) -> dict[str, lis
     with the size and every point is kept."""
     out: dict[str, list[Point]] = defaultdict(list)
     best: dict[tuple[str, str], Point] = {}
-    for p in _holding(points, split, measure):
+    held = _holding(points, split, measure)
+    for p in held:
+        name = series_name(p, held)
         if not is_flop_budget(p.budget):
-            out[p.series].append(p)
-        elif (p.series, p.budget) not in best or \
-                p.metrics[split][measure] > best[(p.series, p.budget)].metrics[split][measure]:
-            best[(p.series, p.budget)] = p
+            out[name].append(p)
+        elif (name, p.budget) not in best or \
+                p.metrics[split][measure] > best[(name, p.budget)].metrics[split][measure]:
+            best[(name, p.budget)] = p
     for (name, _), p in best.items():
         out[name].append(p)
     return {name: sorted(pts, key=lambda p: p.flops) for name, pts in out.items()}
