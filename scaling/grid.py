@@ -251,17 +251,19 @@ TRAINING_KEEPS = ("eval.every_n_steps", "eval.curve_split")
 
 def trained_twin(run_dir: Path, record: dict) -> Path | None:
     """A finished point of the same grid whose training is this point's (its configuration differs
-    only in ``TRAINING_IGNORES`` and what a resume may change): its folder, else None. Points that
-    differ only in evaluation (Luo et al.'s documents cut at 256 ... 8192 tokens) train once."""
+    only in ``TRAINING_IGNORES`` and what a resume may change) and whose end-of-training checkpoint
+    is whole: its folder, else None. Points that differ only in evaluation (Luo et al.'s documents
+    cut at 256 ... 8192 tokens) train once."""
+    from scaling import trainstate
     from scaling.rundir import differing, recorded_config
     run_dir = Path(run_dir)
     if not run_dir.parent.exists():
         return None
     for other in sorted(run_dir.parent.iterdir()):
-        if other == run_dir or not (other / "result.json").exists() or not (other / "ckpt" / "last.ckpt").exists():
+        if other == run_dir or not (other / "result.json").exists():
             continue
         recorded = recorded_config(other)
-        if recorded is None:
+        if recorded is None or not trainstate.complete(other / "ckpt" / "last.ckpt"):
             continue
         diff = [k for k in differing(recorded, record)
                 if k in TRAINING_KEEPS or not any(k == f or k.startswith(f + ".") for f in TRAINING_IGNORES)]
@@ -270,30 +272,47 @@ def trained_twin(run_dir: Path, record: dict) -> Path | None:
     return None
 
 
+def _trained_in(folder: Path) -> str | None:
+    """The point a folder's training came from (``ckpt/trained_in.json``), None if it trained itself."""
+    marker = Path(folder) / "ckpt" / "trained_in.json"
+    return json.loads(marker.read_text())["trained_in"] if marker.exists() else None
+
+
 def share_training(run_dir: Path, record: dict) -> str | None:
     """Before a point trains: when it has no checkpoint of its own and a finished twin
-    (``trained_twin``) trained the same model, copy the twin's end-of-training state to
-    ``ckpt/last.ckpt`` (atomically), so that training resumes at its last step and only the
-    evaluation runs. ``ckpt/trained_in.json`` names the twin, written before the copy, so that a
-    rerun after a kill still knows. Returns the twin's folder name (the result's ``trained_in``),
-    or None when the point trains itself."""
+    (``trained_twin``) trained the same model, give it the twin's end-of-training state as
+    ``ckpt/last.ckpt`` (a hard link where the file system allows, else a copy; placed atomically:
+    a later save replaces the name, never the twin's file), so that training resumes at its last
+    step and only the evaluation runs. ``ckpt/trained_in.json`` names the point that trained (a
+    twin that was itself given its state names its own origin), written first, so that a rerun
+    after a kill still knows. Returns that point's name (the result's ``trained_in``), or None
+    when this point trains itself."""
+    import os
     import shutil
 
     from scaling import trainstate
     from scaling.io import write_atomic, write_json_atomic
     run_dir = Path(run_dir)
-    marker = run_dir / "ckpt" / "trained_in.json"
-    if trainstate.resume_path(run_dir, quiet=True) is not None:  # its own training, or a copy, goes on
-        return json.loads(marker.read_text())["trained_in"] if marker.exists() else None
+    if trainstate.resume_path(run_dir, quiet=True) is not None:  # its own training, or a given state, goes on
+        return _trained_in(run_dir)
     twin = trained_twin(run_dir, record)
-    if twin is None or not trainstate.complete(twin / "ckpt" / "last.ckpt"):
+    if twin is None:
         return None
-    write_json_atomic(marker, {"trained_in": twin.name})
-    with open(twin / "ckpt" / "last.ckpt", "rb") as src:
-        write_atomic(run_dir / "ckpt" / "last.ckpt", lambda f: shutil.copyfileobj(src, f), binary=True)
-    print(f"[grid] {run_dir.name} trains as {twin.name} did (they differ only in evaluation): "
-          f"starting from its end of training, {twin / 'ckpt' / 'last.ckpt'}", flush=True)
-    return twin.name
+    origin = _trained_in(twin) or twin.name
+    write_json_atomic(run_dir / "ckpt" / "trained_in.json", {"trained_in": origin})
+    source, target = twin / "ckpt" / "last.ckpt", run_dir / "ckpt" / "last.ckpt"
+    link = target.with_name(f".{target.name}.link{os.getpid()}")
+    try:
+        link.unlink(missing_ok=True)
+        os.link(source, link)
+        os.replace(link, target)
+    except OSError:  # another file system, or none that links: copy
+        link.unlink(missing_ok=True)
+        with open(source, "rb") as src:
+            write_atomic(target, lambda f: shutil.copyfileobj(src, f), binary=True)
+    print(f"[grid] {run_dir.name} trains as {origin} did (they differ only in evaluation): "
+          f"starting from its end of training, {source}", flush=True)
+    return origin
 
 
 HEARTBEAT_S = 30.0

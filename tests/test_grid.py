@@ -400,30 +400,53 @@ def test_the_slurm_progress_counts_the_points_the_command_line_launches(tmp_path
 def test_points_that_differ_only_in_evaluation_train_once(tiny_overrides, tmp_path):
     """Luo et al.'s long documents: one model evaluated at several document lengths. The second
     point starts from the first's end of training (bitwise the same weights, the same realised
-    budget, no step of its own); a point of another seed trains itself."""
+    budget, no step of its own); a point of another seed trains itself. Hardest: a point killed
+    right after it was given its state, whose first-sorted twin was itself given one, resumes from
+    that state and names the point that trained."""
     from conftest import assert_same_weights
     base = [sys.executable, str(ROOT / "recipes" / "run.py"), *tiny_overrides, "grid.name=g",
-            f"grid.root={tmp_path / 'runs'}", "grid.axes={seed:[0,1],eval.doc_len:[32,64]}", "eval.untrained=false"]
-    procs = [subprocess.run([*base, f"seed={s}", f"eval.doc_len={d}"], capture_output=True, text=True, cwd=tmp_path)
-             for s, d in ((0, 32), (0, 64), (1, 32))]
+            f"grid.root={tmp_path / 'runs'}", "grid.axes={seed:[0,1],eval.doc_len:[64,128,32]}", "eval.untrained=false"]
+
+    def run(seed, length):
+        return subprocess.run([*base, f"seed={seed}", f"eval.doc_len={length}"], capture_output=True, text=True,
+                              cwd=tmp_path)
+    procs = [run(0, 64), run(0, 128), run(1, 64)]
     for p in procs:
         assert p.returncode == 0, p.stderr[-2000:]
-    folders = [tmp_path / "runs" / "g" / n for n in ("seed0-doc_len32", "seed0-doc_len64", "seed1-doc_len32")]
+    g = tmp_path / "runs" / "g"
+    folders = [g / n for n in ("seed0-doc_len64", "seed0-doc_len128", "seed1-doc_len64")]
     results = [json.loads((f / "result.json").read_text()) for f in folders]
-    assert [r["trained_in"] for r in results] == [None, "seed0-doc_len32", None]
-    assert "trains as seed0-doc_len32 did" in procs[1].stdout and "trains as" not in procs[2].stdout
+    assert [r["trained_in"] for r in results] == [None, "seed0-doc_len64", None]
+    assert "trains as seed0-doc_len64 did" in procs[1].stdout and "trains as" not in procs[2].stdout
     assert_same_weights(folders[0], folders[1])
     assert results[1]["budget"]["realised"] == results[0]["budget"]["realised"]
-    assert results[0]["config"]["eval"]["doc_len"] == 32 and results[1]["config"]["eval"]["doc_len"] == 64
+    assert results[0]["config"]["eval"]["doc_len"] == 64 and results[1]["config"]["eval"]["doc_len"] == 128
     assert "Epoch 0" in procs[0].stdout and "Epoch 0" not in procs[1].stdout  # no step of its own
-    assert json.loads((folders[1] / "ckpt" / "trained_in.json").read_text()) == {"trained_in": "seed0-doc_len32"}
+    assert json.loads((folders[1] / "ckpt" / "trained_in.json").read_text()) == {"trained_in": "seed0-doc_len64"}
+    # the twin's file is shared, never rewritten: a later save replaces the name in the new folder only
+    assert (folders[0] / "ckpt" / "last.ckpt").stat().st_mtime_ns <= (folders[1] / "result.json").stat().st_mtime_ns
+
+    # seed0-doc_len32: given its state (its first-sorted twin, doc_len128, was itself given one),
+    # then killed before training began; the relaunch resumes from it and names doc_len64
+    last = g / "seed0-doc_len32"
+    record = json.loads((folders[0] / "config.json").read_text())
+    record["eval"]["doc_len"], record["grid"]["point"]["eval.doc_len"] = 32, "32"
+    assert grid.trained_twin(last, record) == folders[1]
+    assert grid.share_training(last, record) == "seed0-doc_len64"
+    assert (last / "ckpt" / "last.ckpt").stat().st_ino == (folders[1] / "ckpt" / "last.ckpt").stat().st_ino  # linked
+    again = run(0, 32)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming from" in again.stdout and "Epoch 0" not in again.stdout and "trains as" not in again.stdout
+    assert json.loads((last / "result.json").read_text())["trained_in"] == "seed0-doc_len64"
+    assert_same_weights(folders[0], last)
 
 
 def test_a_twin_differs_only_in_how_it_is_evaluated(tmp_path):
     """What counts as the same training: eval.* (but the learning curve) and the point's name."""
     twin = tmp_path / "g" / "a"
     (twin / "ckpt").mkdir(parents=True)
-    (twin / "ckpt" / "last.ckpt").write_bytes(b"")
+    import torch
+    torch.save({"global_step": 3}, twin / "ckpt" / "last.ckpt")  # a whole checkpoint archive
     (twin / "result.json").write_text("{}")
     cfg = {"seed": 0, "eval": {"doc_len": 32, "every_n_steps": None}, "grid": {"point": {"eval.doc_len": "32"}}}
     (twin / "config.json").write_text(json.dumps(cfg))
@@ -432,5 +455,9 @@ def test_a_twin_differs_only_in_how_it_is_evaluated(tmp_path):
     assert grid.trained_twin(me, same) == twin
     assert grid.trained_twin(me, {**same, "seed": 1}) is None
     assert grid.trained_twin(me, {**same, "eval": {"doc_len": 64, "every_n_steps": 2}}) is None
+    whole = (twin / "ckpt" / "last.ckpt").read_bytes()
+    (twin / "ckpt" / "last.ckpt").write_bytes(whole[:len(whole) // 2])  # a truncated checkpoint is no state
+    assert grid.trained_twin(me, same) is None
+    (twin / "ckpt" / "last.ckpt").write_bytes(whole)
     (twin / "result.json").unlink()  # an unfinished point shares nothing
     assert grid.trained_twin(me, same) is None
