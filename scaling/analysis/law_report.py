@@ -88,8 +88,9 @@ def isoflop(points: list[records.Point], split: str, measure: str, resamples: in
     from scaling.analysis import plots
     by_series: dict[str, list] = {}
     held = [p for p in points if p.fraction == 1.0 and p.budget_flops is not None and p.seed_values(split, measure)]
+    series = records.series_namer(held)
     for p in held:
-        by_series.setdefault(records.series_name(p, held), []).append(p)
+        by_series.setdefault(series(p), []).append(p)
     fits, data, parts, record = {}, {}, [], []
     for name, pts in sorted(by_series.items()):
         c = [p.budget_flops for p in pts for _ in p.seed_values(split, measure)]

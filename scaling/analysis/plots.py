@@ -39,7 +39,7 @@ from matplotlib import colormaps  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from scaling.analysis.fit import PowerLawFit  # noqa: E402
-from scaling.analysis.records import Point, Run, series_name, variant_axes  # noqa: E402
+from scaling.analysis.records import Point, Run, series_namer, variant_axes  # noqa: E402
 from scaling.io import write_atomic  # noqa: E402
 
 X_LABELS = {"params": "non-embedding parameters", "flops": "training FLOPs"}
@@ -79,11 +79,13 @@ def _scaling_axes(ax, series: dict[str, list[Point]], fits: dict, vs: str, split
                   references: dict, background: list[Point] | None, title: str, legend_columns: int = 3) -> None:
     names = sorted({name.split(" @ ")[0] for name in series})  # one colour per paradigm/loss
     shown: list[Point] = []  # every point drawn: the ticks and limits cover them
+    held = [] if background is None else [p for p in background if p.fraction == 1.0
+                                          and measure in p.metrics.get(split, {})]
+    named = series_namer(held)
     for name, points in sorted(series.items()):
         style = _style(names.index(name.split(" @ ")[0]))
         if background is not None:  # every run of the series, the frontier drawn over them
-            held = [p for p in background if p.fraction == 1.0 and measure in p.metrics.get(split, {})]
-            rest = [p for p in held if series_name(p, held) == name and p not in points]
+            rest = [p for p in held if named(p) == name and p not in points]
             if rest:
                 ax.plot([p.flops for p in rest], [p.metrics[split][measure] for p in rest], linestyle="none",
                         markersize=4, alpha=0.3, color=style["color"], marker=style["marker"])

@@ -495,22 +495,23 @@ def params_series(points: list[Point], split: str, measure: str) -> dict[str, li
     held = _holding(points, split, measure)
     several = len({p.budget for p in held}) > 1
     out: dict[str, list[Point]] = defaultdict(list)
+    series = series_namer(held)
     for p in held:
-        name = series_name(p, held)
-        out[f"{name} @ {p.budget}" if several else name].append(p)
+        out[f"{series(p)} @ {p.budget}" if several else series(p)].append(p)
     return dict(out)
 
 
-def series_name(p: Point, held: list[Point]) -> str:
-    """``p``'s series among ``held``: ``paradigm/loss`` (``@teacher``), then its backbone family
-    when ``held`` spans several (``dense/cl gemma3-270m eos``) and its variant when they differ
-    there (``dense/cl eval.doc_len=1024``): a size curve holds one family evaluated one way."""
-    parts = [p.series]
-    if len({q.family for q in held}) > 1:
-        parts.append(p.family)
-    if len({q.variant for q in held}) > 1 and p.variant:
-        parts.append(p.variant)
-    return " ".join(parts)
+def series_namer(held: list[Point]):
+    """A function naming each point's series among ``held``: ``paradigm/loss`` (``@teacher``), then
+    its backbone family when ``held`` spans several (``dense/cl gemma3-270m eos``) and its variant
+    when they differ there (``dense/cl eval.doc_len=1024``): a size curve holds one family evaluated
+    one way."""
+    families = len({q.family for q in held}) > 1
+    variants = len({q.variant for q in held}) > 1
+
+    def name(p: Point) -> str:
+        return " ".join([p.series] + ([p.family] if families else []) + ([p.variant] if variants and p.variant else []))
+    return name
 
 
 def flops_series(points: list[Point], split: str, measure: str) -> dict[str, list[Point]]:
@@ -522,8 +523,9 @@ def flops_series(points: list[Point], split: str, measure: str) -> dict[str, lis
     out: dict[str, list[Point]] = defaultdict(list)
     best: dict[tuple[str, str], Point] = {}
     held = _holding(points, split, measure)
+    series = series_namer(held)
     for p in held:
-        name = series_name(p, held)
+        name = series(p)
         if not is_flop_budget(p.budget):
             out[name].append(p)
         elif (name, p.budget) not in best or \
